@@ -1,0 +1,236 @@
+"""BinaryDenseNet (Bethge et al. 2019, arXiv:1906.08637; ICCV-W 2019).
+
+A dense layer is ``BN -> sign -> binary conv 3x3 (growth_rate filters) -> concat``:
+every binary conv sees all earlier features, and its output is appended rather
+than added, which the paper finds keeps more information flowing than ResNet
+shortcuts. Full-precision transitions between stages reduce the channels by
+``reduction`` and halve the resolution (paper section 4.2; larq-zoo).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from bidense.layers import BinarySettings, check_choice
+from bidense.models import common
+
+DOWNSAMPLES = ("fp", "binary")
+# "pool_first": BN -> MaxPool -> ReLU -> 1x1 conv (larq-zoo and the 2020 code; the
+# conv runs on 4x fewer positions). "conv_first": BN -> ReLU -> 1x1 conv ->
+# AvgPool (the June-2019 code behind the paper's logged runs).
+TRANSITIONS = ("pool_first", "conv_first")
+
+VARIANTS = {
+    "binary_densenet28": {"blocks": (6, 6, 6, 5), "reduction": (2.7, 2.7, 2.2)},
+    "binary_densenet37": {"blocks": (6, 8, 12, 6), "reduction": (3.3, 3.3, 4.0)},
+    "binary_densenet37_dilated": {
+        "blocks": (6, 8, 12, 6),
+        "reduction": (3.3, 3.3, 4.0),
+        # Stages 3 and 4 dilate instead of downsampling: maps stay 28x28.
+        "dilation": (1, 1, 2, 4),
+    },
+    "binary_densenet45": {"blocks": (6, 12, 14, 8), "reduction": (2.7, 3.3, 4.0)},
+}
+DEFAULTS = {
+    "growth_rate": 64,
+    "initial_filters": 64,
+    "dilation": None,  # all 1
+    "bottleneck": 0,  # the paper's final models use none
+    "transition": "pool_first",
+    "binary": True,
+    "fp_activation": "relu",
+    "scaling": "none",
+    "gradient": "ste",
+    "clip_value": 1.3,  # larq-zoo's value for BinaryDenseNet
+    "downsample": "fp",
+    "pad_value": None,  # 1.0, or 0.0 with weights="imagenet"
+    "stem": None,  # from the input size
+}
+SWITCHES = ("blocks", "reduction", *DEFAULTS)
+# Switches that change the forward pass, hence what larq-zoo's weights compute.
+ZOO_FORWARD_SWITCHES = (
+    "blocks",
+    "reduction",
+    "dilation",
+    "growth_rate",
+    "initial_filters",
+    "bottleneck",
+    "transition",
+    "binary",
+    "scaling",
+    "downsample",
+    "pad_value",
+    "stem",
+)
+
+
+def dense_layer(x, growth_rate, dilation, bottleneck, settings, name: str):
+    """BN -> sign -> binary conv 3x3 -> concatenate (optionally a 1x1 bottleneck)."""
+    y = common.batch_norm(x, f"{name}_bn")
+    if bottleneck:
+        y = settings.conv(y, bottleneck * growth_rate, 1, name=f"{name}_bottleneck")
+        y = common.batch_norm(y, f"{name}_bottleneck_bn")
+    y = settings.conv(y, growth_rate, 3, dilation_rate=dilation, name=f"{name}_conv")
+    return tf.keras.layers.Concatenate(name=f"{name}_concat")([x, y])
+
+
+def transition(x, filters, pool, order, downsample, settings, name: str):
+    """Reduces channels to ``filters`` and, if ``pool``, halves the resolution."""
+    x = common.batch_norm(x, f"{name}_bn")
+    if order == "pool_first" and pool:
+        x = tf.keras.layers.MaxPool2D(2, strides=2, name=f"{name}_pool")(x)
+    if downsample == "binary":
+        # No ReLU before a sign: sign(relu(x)) would be +1 everywhere.
+        x = settings.conv(x, filters, 1, name=f"{name}_conv")
+    else:
+        x = tf.keras.layers.Activation("relu", name=f"{name}_relu")(x)
+        x = tf.keras.layers.Conv2D(
+            filters,
+            1,
+            use_bias=False,
+            kernel_initializer="he_normal",
+            name=f"{name}_conv",
+        )(x)
+    if order == "conv_first" and pool:
+        x = tf.keras.layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
+    return x
+
+
+def binary_densenet(
+    model_name: str,
+    *,
+    input_shape=None,
+    input_tensor=None,
+    include_top: bool = True,
+    weights=None,
+    num_classes: int = 1000,
+    **switches,
+) -> tf.keras.Model:
+    """Builds a BinaryDenseNet family member; see ``BUILDER_DOC`` for arguments."""
+    common.check_switches(model_name, switches, SWITCHES)
+    variant = VARIANTS[model_name]
+    cfg = {**DEFAULTS, **variant, **switches}
+    blocks = common.check_int_tuple("blocks", cfg["blocks"])
+    stages = len(blocks)
+    dilation = common.check_int_tuple(
+        "dilation", cfg["dilation"] or (1,) * stages, stages
+    )
+    reduction = common.check_float_tuple(
+        "reduction", cfg["reduction"], stages - 1, minimum=1.0
+    )
+    growth_rate = common.check_positive_int("growth_rate", cfg["growth_rate"])
+    initial_filters = common.check_positive_int(
+        "initial_filters", cfg["initial_filters"]
+    )
+    bottleneck = cfg["bottleneck"]
+    if (
+        isinstance(bottleneck, bool)
+        or not isinstance(bottleneck, int)
+        or bottleneck < 0
+    ):
+        raise ValueError(
+            f"Invalid bottleneck={bottleneck!r}; use 0 (none) or a width factor >= 1."
+        )
+    check_choice("transition", cfg["transition"], TRANSITIONS)
+    check_choice("downsample", cfg["downsample"], DOWNSAMPLES)
+    if cfg["pad_value"] is None:
+        cfg["pad_value"] = 0.0 if weights == "imagenet" else 1.0
+    settings = BinarySettings(
+        binary=cfg["binary"],
+        fp_activation=cfg["fp_activation"],
+        scaling=cfg["scaling"],
+        gradient=cfg["gradient"],
+        clip_value=cfg["clip_value"],
+        pad_value=cfg["pad_value"],
+    )
+    inputs = common.image_input(input_shape, input_tensor)
+    stem = common.resolve_stem(cfg["stem"], inputs)
+    cfg.update(
+        blocks=blocks,
+        dilation=dilation,
+        reduction=reduction,
+        stem=stem,
+        pad_value=settings.pad_value,
+    )
+    zoo = {**DEFAULTS, **variant, "pad_value": 0.0, "stem": "imagenet"}
+    zoo["dilation"] = variant.get("dilation", (1,) * len(variant["blocks"]))
+    common.check_weights_request(
+        model_name,
+        weights,
+        include_top,
+        num_classes,
+        common.mismatches(cfg, zoo, ZOO_FORWARD_SWITCHES),
+    )
+    # A transition pools only into an undilated stage (larq-zoo's dilated model).
+    pools = [dilation[stage + 1] == 1 for stage in range(stages - 1)]
+    downsamplings = common.STEM_DOWNSAMPLINGS[stem] + sum(pools)
+    common.check_input_size(model_name, inputs, stem, downsamplings)
+
+    if stem == "imagenet":
+        x = common.imagenet_stem(inputs, initial_filters)
+    else:
+        x = common.cifar_stem(inputs, initial_filters)
+
+    for stage, num_layers in enumerate(blocks):
+        for layer in range(num_layers):
+            name = f"stage{stage + 1}_layer{layer + 1}"
+            x = dense_layer(x, growth_rate, dilation[stage], bottleneck, settings, name)
+        if stage < stages - 1:
+            filters = common.reduced_filters(x.shape[-1], reduction[stage])
+            x = transition(
+                x,
+                filters,
+                pools[stage],
+                cfg["transition"],
+                cfg["downsample"],
+                settings,
+                f"transition{stage + 1}",
+            )
+
+    x = common.batch_norm(x, "head_bn")
+    x = tf.keras.layers.Activation("relu", name="head_relu")(x)
+    if include_top:
+        x = common.classification_head(x, num_classes, "he_normal")
+    return common.finish_model(
+        model_name,
+        inputs,
+        x,
+        weights=weights,
+        include_top=include_top,
+        input_tensor=input_tensor,
+        config={"num_classes": num_classes, "include_top": include_top, **cfg},
+    )
+
+
+DENSENET_ARGS_DOC = """\
+        blocks: dense layers per stage, e.g. (6, 6, 6, 5) for BinaryDenseNet28.
+        growth_rate: filters of each binary 3x3 conv (k); default 64.
+        initial_filters: stem channels; default 64.
+        reduction: channel reduction of each transition (one number, or one per
+            transition), rounded to a multiple of 32 channels.
+        dilation: dilation rate per stage; a transition into a dilated stage does
+            not pool. Default all 1 ((1, 1, 2, 4) for the dilated variant).
+        bottleneck: 0 (default; the paper advises against bottlenecks) or a width
+            factor b: a binary 1x1 conv to b * growth_rate channels before each 3x3.
+        transition: "pool_first" (default; BN, MaxPool, ReLU, 1x1 conv: larq-zoo)
+            or "conv_first" (BN, ReLU, 1x1 conv, AvgPool: the 2019 code).
+        downsample: "fp" (default; full-precision transition convs) or "binary"."""
+
+
+_DOC = {"family_doc": DENSENET_ARGS_DOC, "clip_value": DEFAULTS["clip_value"]}
+BinaryDenseNet28 = common.make_builder(
+    binary_densenet, "binary_densenet28", "BinaryDenseNet28", VARIANTS, **_DOC
+)
+BinaryDenseNet37 = common.make_builder(
+    binary_densenet, "binary_densenet37", "BinaryDenseNet37", VARIANTS, **_DOC
+)
+BinaryDenseNet37Dilated = common.make_builder(
+    binary_densenet,
+    "binary_densenet37_dilated",
+    "BinaryDenseNet37Dilated",
+    VARIANTS,
+    **_DOC,
+)
+BinaryDenseNet45 = common.make_builder(
+    binary_densenet, "binary_densenet45", "BinaryDenseNet45", VARIANTS, **_DOC
+)

@@ -76,6 +76,25 @@ class XnorActivationScale(tf.keras.layers.Layer):
         }
 
 
+@tf.keras.utils.register_keras_serializable(package="bidense")
+class HardTanh(tf.keras.layers.Layer):
+    """``clip(x, -1, 1)``: the float function whose gradient sign's STE uses.
+
+    A layer rather than ``Activation(larq.activations.hard_tanh)``: Keras 2.15 writes
+    custom activation functions into .h5 files in a form it cannot read back.
+    """
+
+    def call(self, inputs):
+        return tf.clip_by_value(inputs, -1.0, 1.0)
+
+
+def float_activation(activation: str, name: str):
+    """The full-precision twin's nonlinearity layer."""
+    if activation == "hard_tanh":
+        return HardTanh(name=name)
+    return tf.keras.layers.Activation(activation, name=name)
+
+
 @dataclasses.dataclass(frozen=True)
 class BinarySettings:
     """How every binary convolution of a model is built.
@@ -157,7 +176,7 @@ class BinarySettings:
         # 1x1 convs need no padding; "valid" keeps them plain for LCE.
         padding = "same" if kernel_size > 1 else "valid"
         if not self.binary:
-            y = tf.keras.layers.Activation(self.fp_activation, name=f"{name}_act")(x)
+            y = float_activation(self.fp_activation, f"{name}_act")(x)
             return tf.keras.layers.Conv2D(
                 filters,
                 kernel_size,

@@ -105,6 +105,8 @@ def fetch_imagenet_weights(model_name: str, include_top: bool) -> str:
             file_hash=entry.sha256,
             hash_algorithm="sha256",
             cache_subdir=subdir,
+            # get_file in Keras 2.15 ignores KERAS_HOME; honour it like Keras does.
+            cache_dir=os.environ.get("KERAS_HOME"),
         )
     except Exception as error:  # network errors come in many types
         cache_home = os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras"))

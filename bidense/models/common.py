@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from bidense.layers import check_choice
+from bidense.layers import BinarySettings, check_choice
 
 STEMS = ("imagenet", "cifar")
 # larq-zoo's rule: a static input smaller than this gets the CIFAR stem.
@@ -32,8 +32,12 @@ def batch_norm(x, name: str):
 
 
 def check_positive_int(argument: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Invalid {argument}={value!r}; use a positive integer.")
+    return check_non_negative_int(argument, value, "a positive integer", minimum=1)
+
+
+def check_non_negative_int(argument: str, value, meaning: str, minimum=0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"Invalid {argument}={value!r}; use {meaning}.")
     return value
 
 
@@ -69,6 +73,19 @@ def check_float_tuple(argument: str, value, length: int, minimum: float):
             f"{length} such numbers."
         )
     return values
+
+
+def binary_settings(cfg: dict, weights) -> BinarySettings:
+    """The model's BinarySettings; resolves ``pad_value=None`` in ``cfg``.
+
+    None means 1.0 (what LCE fuses best), or 0.0 with weights="imagenet" because
+    larq-zoo trained its weights with zero padding.
+    """
+    if cfg["pad_value"] is None:
+        cfg["pad_value"] = 0.0 if weights == "imagenet" else 1.0
+    return BinarySettings(
+        **{field: cfg[field] for field in BinarySettings.__dataclass_fields__}
+    )
 
 
 # -- input and stem ----------------------------------------------------------

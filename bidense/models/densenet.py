@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from bidense.layers import BinarySettings, check_choice
+from bidense.layers import check_choice
 from bidense.models import common
 
 DOWNSAMPLES = ("fp", "binary")
@@ -122,27 +122,12 @@ def binary_densenet(
     initial_filters = common.check_positive_int(
         "initial_filters", cfg["initial_filters"]
     )
-    bottleneck = cfg["bottleneck"]
-    if (
-        isinstance(bottleneck, bool)
-        or not isinstance(bottleneck, int)
-        or bottleneck < 0
-    ):
-        raise ValueError(
-            f"Invalid bottleneck={bottleneck!r}; use 0 (none) or a width factor >= 1."
-        )
+    bottleneck = common.check_non_negative_int(
+        "bottleneck", cfg["bottleneck"], "0 (none) or a width factor >= 1"
+    )
     check_choice("transition", cfg["transition"], TRANSITIONS)
     check_choice("downsample", cfg["downsample"], DOWNSAMPLES)
-    if cfg["pad_value"] is None:
-        cfg["pad_value"] = 0.0 if weights == "imagenet" else 1.0
-    settings = BinarySettings(
-        binary=cfg["binary"],
-        fp_activation=cfg["fp_activation"],
-        scaling=cfg["scaling"],
-        gradient=cfg["gradient"],
-        clip_value=cfg["clip_value"],
-        pad_value=cfg["pad_value"],
-    )
+    settings = common.binary_settings(cfg, weights)
     inputs = common.image_input(input_shape, input_tensor)
     stem = common.resolve_stem(cfg["stem"], inputs)
     cfg.update(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from bidense.layers import BinarySettings, check_choice
+from bidense.layers import check_choice
 from bidense.models import common
 
 DOWNSAMPLES = ("fp", "binary")
@@ -97,16 +97,7 @@ def binary_resnet_e(
     blocks = common.check_int_tuple("blocks", cfg["blocks"])
     filters = common.check_int_tuple("filters", cfg["filters"], len(blocks))
     check_choice("downsample", cfg["downsample"], DOWNSAMPLES)
-    if cfg["pad_value"] is None:
-        cfg["pad_value"] = 0.0 if weights == "imagenet" else 1.0
-    settings = BinarySettings(
-        binary=cfg["binary"],
-        fp_activation=cfg["fp_activation"],
-        scaling=cfg["scaling"],
-        gradient=cfg["gradient"],
-        clip_value=cfg["clip_value"],
-        pad_value=cfg["pad_value"],
-    )
+    settings = common.binary_settings(cfg, weights)
     inputs = common.image_input(input_shape, input_tensor)
     stem = common.resolve_stem(cfg["stem"], inputs)
     cfg.update(blocks=blocks, filters=filters, stem=stem, pad_value=settings.pad_value)

@@ -13,7 +13,14 @@ with the paper's ablation switches as constructor arguments.
 __version__ = "0.1.0"
 
 from bidense import models  # noqa: E402  (registers every model)
-from bidense.registry import create_model, list_models  # noqa: E402
+from bidense.registry import create_model, list_models, model_switches  # noqa: E402
 from bidense.stats import model_stats  # noqa: E402
 
-__all__ = ["create_model", "list_models", "model_stats", "models", "__version__"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "model_stats",
+    "model_switches",
+    "models",
+    "__version__",
+]

@@ -41,6 +41,15 @@ def get_builder(name: str) -> Callable[..., tf.keras.Model]:
         ) from None
 
 
+def model_switches(name: str) -> dict:
+    """Every architecture switch of model ``name`` with its default value.
+
+    ``None`` means the builder decides at build time (``stem`` from the input size,
+    ``pad_value`` from ``weights``, ``dilation`` all ones).
+    """
+    return dict(get_builder(name).default_switches)
+
+
 def create_model(name: str, **overrides) -> tf.keras.Model:
     """Builds the registered model ``name``.
 

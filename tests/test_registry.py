@@ -44,3 +44,16 @@ def test_builders_are_keyword_only_with_keras_applications_arguments(builder):
 def test_unknown_model_lists_the_valid_names():
     with pytest.raises(ValueError, match="binary_densenet28.*binary_resnet_e18"):
         bidense.create_model("binary_densenet29")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_MODELS))
+def test_model_switches_lists_every_switch_and_each_one_is_accepted(name):
+    switches = bidense.model_switches(name)
+    assert {"binary", "scaling", "gradient", "pad_value", "blocks"} <= set(switches)
+    model = bidense.create_model(name, input_shape=(32, 32, 3), **switches)
+    built = model.bidense_config
+    for key, default in switches.items():
+        if default is not None:
+            assert built[key] == (
+                tuple(default) if isinstance(default, list) else default
+            )

@@ -304,8 +304,8 @@ def make_builder(
     title: str,
     variants: dict,
     *,
+    defaults: dict,
     family_doc: str,
-    clip_value: float,
 ):
     """Registers the Keras-applications-style builder ``title`` for ``model_name``.
 
@@ -337,6 +337,8 @@ def make_builder(
     builder.__name__ = builder.__qualname__ = title
     builder.__doc__ = (
         f"Builds {title} ({model_name!r}; {spec}), Bethge et al. 2019.\n\n"
-        + BUILDER_DOC.format(family_args=family_doc, clip_value=clip_value)
+        + BUILDER_DOC.format(family_args=family_doc, clip_value=defaults["clip_value"])
     )
+    # Every switch with its default for this variant (None: decided at build time).
+    builder.default_switches = {**defaults, **variants[model_name]}
     return register_model(model_name)(builder)

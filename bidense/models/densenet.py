@@ -202,7 +202,7 @@ DENSENET_ARGS_DOC = """\
         downsample: "fp" (default; full-precision transition convs) or "binary"."""
 
 
-_DOC = {"family_doc": DENSENET_ARGS_DOC, "clip_value": DEFAULTS["clip_value"]}
+_DOC = {"family_doc": DENSENET_ARGS_DOC, "defaults": DEFAULTS}
 BinaryDenseNet28 = common.make_builder(
     binary_densenet, "binary_densenet28", "BinaryDenseNet28", VARIANTS, **_DOC
 )

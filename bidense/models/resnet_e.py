@@ -146,7 +146,7 @@ RESNET_E_ARGS_DOC = """\
         downsample: "fp" (default; full-precision 1x1 conv in the AvgPool
             shortcut: +0.4 to +1.2 pp on CIFAR-10 in the paper) or "binary"."""
 
-_DOC = {"family_doc": RESNET_E_ARGS_DOC, "clip_value": DEFAULTS["clip_value"]}
+_DOC = {"family_doc": RESNET_E_ARGS_DOC, "defaults": DEFAULTS}
 BinaryResNetE18 = common.make_builder(
     binary_resnet_e, "binary_resnet_e18", "BinaryResNetE18", VARIANTS, **_DOC
 )

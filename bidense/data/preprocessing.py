@@ -1,0 +1,141 @@
+"""Per-image preprocessing: augmentation and normalisation.
+
+* ``imagenet``: larq-zoo's ImageNet preprocessing (``larq_zoo/training/data.py``):
+  training takes a random-resized crop (``sample_distorted_bounding_box``, area
+  8-100 %, aspect 3/4-4/3), resizes it bicubically and flips it; evaluation takes
+  the central 87.5 % of the short side and resizes it. No colour jitter, as there.
+* ``pad_crop``: the usual CIFAR augmentation (the paper trains CIFAR-10 with crops
+  and mirroring, section 5): zero-pad by ``crop_padding`` pixels per side, take a
+  random crop of the original size, flip. It also serves small grey images
+  (MNIST, Fashion-MNIST): they keep their native size and single channel, and the
+  models pick their CIFAR stem for inputs this small.
+
+Normalisation subtracts a per-channel mean and divides by a per-channel std (the
+dataset's own statistics where known, else maps [0, 255] to [-1, 1]), so the
+first binary layer sees zero-centred inputs.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Per-channel mean/std on the [0, 255] scale.
+IMAGENET_STATS = (
+    (0.485 * 255, 0.456 * 255, 0.406 * 255),
+    (0.229 * 255, 0.224 * 255, 0.225 * 255),
+)
+NORMALIZATION = {
+    "imagenet2012": IMAGENET_STATS,
+    "cifar10": ((125.3, 123.0, 113.9), (63.0, 62.1, 66.7)),
+    "cifar100": ((129.3, 124.1, 112.4), (68.2, 65.4, 70.4)),
+    "mnist": ((33.3,), (78.6,)),
+    "fashion_mnist": ((72.9,), (90.0,)),
+}
+DEFAULT_STATS = ((127.5,), (127.5,))
+
+PREPROCESSINGS = ("auto", "imagenet", "pad_crop")
+
+
+def choose_preprocessing(preprocessing: str, image_shape) -> str:
+    """Resolves "auto": ImageNet-style for variable-size or large images."""
+    if preprocessing not in PREPROCESSINGS:
+        raise ValueError(
+            f"unknown preprocessing {preprocessing!r}; choose one of: "
+            + ", ".join(PREPROCESSINGS)
+        )
+    if preprocessing != "auto":
+        return preprocessing
+    height, width = image_shape[:2]
+    if height is None or width is None or min(height, width) > 64:
+        return "imagenet"
+    return "pad_crop"
+
+
+def output_size(preprocessing: str, image_size: int, image_shape) -> tuple[int, int]:
+    """The (H, W) the model sees: ``image_size`` if set, else a sensible default."""
+    if image_size:
+        return image_size, image_size
+    if preprocessing == "imagenet":
+        return 224, 224
+    return image_shape[0], image_shape[1]
+
+
+def normalize(image, dataset_name: str):
+    mean, std = NORMALIZATION.get(dataset_name.split(":")[0], DEFAULT_STATS)
+    channels = image.shape[-1]
+    mean = tf.constant(mean if len(mean) == channels else mean[:1] * channels)
+    std = tf.constant(std if len(std) == channels else std[:1] * channels)
+    return (tf.cast(image, tf.float32) - mean) / std
+
+
+def imagenet_train(image, size):
+    """Random-resized crop + flip, as larq-zoo trains ImageNet."""
+    bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4])
+    begin, crop_size, _ = tf.image.sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=bbox,
+        min_object_covered=0.1,
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    image = tf.slice(image, begin, crop_size)
+    image = tf.image.resize(image, size, method="bicubic")
+    image = tf.image.random_flip_left_right(image)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def imagenet_eval(image, size, crop_fraction=0.875):
+    """Central crop of 87.5 % of the short side, bicubic resize (larq-zoo)."""
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    side = tf.cast(
+        crop_fraction * tf.cast(tf.minimum(height, width), tf.float32), tf.int32
+    )
+    top, left = (height - side) // 2, (width - side) // 2
+    image = tf.slice(image, [top, left, 0], [side, side, -1])
+    image = tf.image.resize(image, size, method="bicubic")
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def pad_crop_train(image, size, padding: int, flip: bool):
+    """Pad-and-random-crop (+ flip) on small images (CIFAR recipe)."""
+    image = tf.cast(image, tf.float32)
+    if tuple(image.shape[:2]) != tuple(size):
+        image = tf.image.resize(image, size, method="bilinear")
+    if padding:
+        image = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+        image = tf.image.random_crop(image, [size[0], size[1], image.shape[-1]])
+    if flip:
+        image = tf.image.random_flip_left_right(image)
+    return image
+
+
+def pad_crop_eval(image, size):
+    image = tf.cast(image, tf.float32)
+    if tuple(image.shape[:2]) != tuple(size):
+        image = tf.image.resize(image, size, method="bilinear")
+    return image
+
+
+def make_preprocess_fn(cfg_dataset, image_shape, training: bool):
+    """Returns ``f(image, label) -> (float image, label)`` for ``tf.data.map``."""
+    kind = choose_preprocessing(cfg_dataset.preprocessing, image_shape)
+    size = output_size(kind, cfg_dataset.image_size, image_shape)
+    name = cfg_dataset.name
+
+    def preprocess(image, label):
+        if kind == "imagenet":
+            image = (imagenet_train if training else imagenet_eval)(
+                tf.cast(image, tf.float32), size
+            )
+        elif training:
+            image = pad_crop_train(
+                image, size, cfg_dataset.crop_padding, cfg_dataset.flip
+            )
+        else:
+            image = pad_crop_eval(image, size)
+        return normalize(image, name), tf.cast(label, tf.int32)
+
+    return preprocess

@@ -1,0 +1,126 @@
+"""Finding, preparing and reading TFDS image-classification datasets offline.
+
+Any TFDS dataset with an ``image`` and a ``label`` feature works by name. Datasets
+that TFDS cannot download by itself (imagenet2012) or that this machine has locally
+(Debian's ``dataset-fashion-mnist``) are prepared from a *manual_dir*.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+# Local copies of datasets that TFDS can then prepare without internet.
+KNOWN_MANUAL_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
+
+# What TFDS expects in the manual dir, said in our error message.
+MANUAL_FILES = {
+    "imagenet2012": "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar "
+    "(from image-net.org)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What the pipeline and the model need to know about a dataset."""
+
+    name: str
+    image_shape: tuple  # (H, W, C); H and W are None for variable-size images
+    num_classes: int
+    train_examples: int | None
+    eval_examples: int | None
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be found or prepared; one-line message."""
+
+
+def default_manual_dir(name: str, manual_dir: str | None) -> str | None:
+    """``manual_dir`` if given, else a known local copy of ``name`` if present."""
+    if manual_dir:
+        return manual_dir
+    local = KNOWN_MANUAL_DIRS.get(name.split(":")[0])
+    return local if local and os.path.isdir(local) else None
+
+
+def get_builder(name: str, data_dir: str | None = None):
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise DatasetError(
+            f"unknown TFDS dataset {name!r} (see tfds.list_builders())"
+        ) from None
+    except (ValueError, AssertionError) as error:
+        raise DatasetError(f"dataset {name!r}: {_first_line(error)}") from None
+
+
+def prepare(name: str, data_dir=None, manual_dir=None):
+    """Returns the TFDS builder of ``name``, preparing it first if needed."""
+    builder = get_builder(name, data_dir)
+    manual_dir = default_manual_dir(name, manual_dir)
+    config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    try:
+        builder.download_and_prepare(download_config=config)
+    except Exception as error:  # TFDS raises many types; all mean "not prepared".
+        base = name.split(":")[0]
+        where = manual_dir or os.path.join(
+            data_dir or tfds.core.constants.DATA_DIR, "downloads", "manual"
+        )
+        if base in MANUAL_FILES or builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+            files = MANUAL_FILES.get(base, "the files named in TFDS's instructions")
+            raise DatasetError(
+                f"dataset {name!r} needs a manual download: put {files} in "
+                f"{where} (or pass --manual_dir), then rerun"
+            ) from None
+        raise DatasetError(
+            f"cannot prepare dataset {name!r} (no internet?): {_first_line(error)}"
+        ) from None
+    return builder
+
+
+def dataset_info(builder, train_split: str, eval_split: str) -> DatasetInfo:
+    """Image shape, classes and split sizes; checks it is image classification."""
+    features = builder.info.features
+    if "image" not in features or "label" not in features:
+        raise DatasetError(
+            f"dataset {builder.name!r} has no 'image' and 'label' features; "
+            "only image classification is supported"
+        )
+    return DatasetInfo(
+        name=builder.name,
+        image_shape=tuple(features["image"].shape),
+        num_classes=features["label"].num_classes,
+        train_examples=_num_examples(builder, train_split),
+        eval_examples=_num_examples(builder, eval_split),
+    )
+
+
+def _num_examples(builder, split: str) -> int | None:
+    try:
+        return builder.info.splits[split].num_examples or None
+    except (KeyError, ValueError):
+        return None  # unknown (e.g. tfds.testing.mock_data); counted later
+
+
+def read(builder, split: str, shuffle_files: bool, seed: int) -> tf.data.Dataset:
+    """``(uint8 image, int label)`` pairs of ``split``."""
+    read_config = tfds.ReadConfig(shuffle_seed=seed)
+    try:
+        return builder.as_dataset(
+            split=split,
+            as_supervised=True,
+            shuffle_files=shuffle_files,
+            read_config=read_config,
+        )
+    except (ValueError, KeyError, AssertionError) as error:
+        raise DatasetError(
+            f"dataset {builder.name!r} split {split!r}: {_first_line(error)}"
+        ) from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

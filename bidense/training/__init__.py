@@ -1,0 +1,1 @@
+"""Training: recipes and overrides, schedules, strategies, checkpoints, the loop."""

@@ -1,0 +1,29 @@
+"""Shared plumbing of the train.py and evaluate.py entry points (no flags here)."""
+
+from __future__ import annotations
+
+import sys
+
+import bidense
+from bidense.data import DatasetError
+from bidense.training.config import ConfigError
+
+# Errors caused by the user's input: reported as one line, exit status 2. Plain
+# ValueError is included because create_model reports bad switch values with it;
+# entry points catch these only around setup, never around training itself.
+USER_ERRORS = (ConfigError, DatasetError, ValueError, FileNotFoundError)
+
+
+def check_model_name(name: str) -> None:
+    if name not in bidense.list_models():
+        raise ValueError(
+            f"unknown model {name!r}; choose one of: {', '.join(bidense.list_models())}"
+        )
+
+
+def fail(program: str, error: BaseException) -> None:
+    """Prints ``program: error: message`` (one line) and exits with status 2."""
+    text = str(error).strip()
+    message = text.splitlines()[0] if text else type(error).__name__
+    print(f"{program}: error: {message}", file=sys.stderr)
+    sys.exit(2)

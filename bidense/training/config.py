@@ -1,0 +1,258 @@
+"""Experiment configuration: recipes from ``configs/``, command-line overrides, JSON.
+
+A recipe is a Python file ``configs/<model>.py`` with ``get_config(arg)`` returning a
+locked :class:`ml_collections.ConfigDict` (the big_vision convention); ``arg`` names the
+dataset. Overrides come from the command line as ``--config.a.b=value`` and are
+validated against the recipe: an unknown key or a value of the wrong type is a
+:class:`ConfigError` with a one-line message, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+# Builder arguments that the data pipeline decides (input size, classes) or that
+# only make sense outside training (weights), so they are not recipe switches.
+_NON_SWITCH_ARGS = ("input_shape", "input_tensor", "include_top", "num_classes")
+
+_CONFIG_PREFIX = "--config."
+
+
+class ConfigError(ValueError):
+    """A recipe, an override or a work directory does not fit; one-line message."""
+
+
+def model_switches(model_name: str) -> dict[str, Any]:
+    """Every architecture switch of ``model_name`` with its default.
+
+    Every switch thus becomes overridable as ``--config.model.<switch>``, with its
+    default recorded in the resolved config (None = the builder decides, e.g.
+    ``stem`` from the input size). Tuples become lists, as ConfigDict stores them.
+    """
+    from bidense import registry
+
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in registry.model_switches(model_name).items()
+        if key not in _NON_SWITCH_ARGS
+    }
+
+
+def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDict:
+    """The defaults every recipe starts from (unlocked; the recipe locks it).
+
+    ``model_name=None`` gives a dataset-only config (no model switches).
+    """
+    cfg = ml_collections.ConfigDict()
+    cfg.model_name = model_name or ""
+    # Every model switch, defaults from the builder (None = builder decides).
+    cfg.model = ml_collections.ConfigDict(
+        model_switches(model_name) if model_name else {}
+    )
+    cfg.model.weights = None  # None, "imagenet" or a weights file to start from
+
+    cfg.dataset = ml_collections.ConfigDict()
+    cfg.dataset.name = dataset
+    cfg.dataset.train_split = "train"
+    cfg.dataset.eval_split = "test"
+    # "auto" picks "imagenet" for large/variable-size images, else "pad_crop".
+    cfg.dataset.preprocessing = "auto"
+    cfg.dataset.image_size = 0  # 0 = native size (small images) or 224 (ImageNet).
+    cfg.dataset.crop_padding = 4  # pad-and-crop augmentation, pixels per side
+    cfg.dataset.flip = True  # horizontal flips; wrong for digits (mnist)
+    cfg.dataset.cache = "auto"  # "auto" caches decoded images if they fit
+    cfg.dataset.shuffle_buffer = 10_000
+
+    cfg.epochs = 1
+    cfg.batch_size = 128
+    cfg.steps_per_epoch = 0  # 0 = one pass over the training split
+    cfg.eval_steps = 0  # 0 = the whole evaluation split
+    cfg.validation_freq = 1  # evaluate every N epochs (best model is chosen then)
+
+    cfg.optimizer = ml_collections.ConfigDict()
+    cfg.optimizer.name = "adam"
+    cfg.optimizer.learning_rate = 1e-3
+    cfg.optimizer.epsilon = 1e-8  # larq-zoo's Adam epsilon (Keras default is 1e-7)
+
+    cfg.schedule = ml_collections.ConfigDict()
+    cfg.schedule.name = "step"  # "step", "cosine" or "constant"
+    cfg.schedule.decay_epochs = [0]  # step: epochs at which lr is multiplied
+    cfg.schedule.decay_factor = 0.1
+    cfg.schedule.warmup_epochs = 0.0  # linear warm-up (step and cosine)
+    cfg.schedule.final_fraction = 0.0  # cosine: final lr as fraction of the peak
+
+    # XLA compiles the train step. It keeps larq's numerics (tests/test_train.py)
+    # but was 1.5-5x *slower* than TF's oneDNN kernels on this 2-core CPU for
+    # ResNetE18 and BinaryDenseNet28 (docs/results.md), so it is opt-in.
+    cfg.jit_compile = False
+    cfg.seed = 0
+    cfg.checkpoint_every_steps = 0  # 0 = only at the end of every epoch
+    cfg.verbose = 1  # 0 silent, 1 progress bar, 2 one line per epoch
+    return cfg
+
+
+def load_recipe(
+    config_dir: str | Path, model_name: str, dataset: str, config_file=None
+):
+    """Loads ``get_config(dataset)`` from ``config_dir/<model_name>.py`` (or a file)."""
+    path = Path(config_file) if config_file else Path(config_dir) / f"{model_name}.py"
+    if not path.is_file():
+        raise ConfigError(f"no recipe file {path} for model {model_name!r}")
+    spec = importlib.util.spec_from_file_location(f"bidense_recipe_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = module.get_config(dataset)
+    if cfg.model_name != model_name:
+        raise ConfigError(
+            f"recipe {path} is for {cfg.model_name!r}, not model {model_name!r}"
+        )
+    return cfg
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Separates ``--config.a.b=v`` (or ``--config.a.b v``) from the other args."""
+    rest, overrides = [], []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith(_CONFIG_PREFIX):
+            key, sep, value = arg[len(_CONFIG_PREFIX) :].partition("=")
+            if not sep:
+                if i + 1 >= len(argv):
+                    raise ConfigError(f"{arg} needs a value: {arg}=VALUE")
+                i += 1
+                value = argv[i]
+            if not key:
+                raise ConfigError(f"malformed override {arg!r}; use --config.KEY=VALUE")
+            overrides.append((key, value))
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, overrides
+
+
+def _parse_literal(raw: str):
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw  # a bare word is a string
+
+
+def _coerce(key: str, raw: str, current):
+    """Parses ``raw`` into the type of ``current`` (the recipe's value)."""
+    if isinstance(current, str):
+        # A string stays a string: scaling="none" is a value, not a missing one.
+        return raw
+    if raw.strip().lower() in ("none", "null"):
+        return None
+    if isinstance(current, bool):
+        lowered = raw.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"config.{key} must be true or false, got {raw!r}")
+    if isinstance(current, int | float) and not isinstance(current, bool):
+        value = _parse_literal(raw)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"config.{key} must be a number, got {raw!r}")
+        if isinstance(current, int) and not float(value).is_integer():
+            raise ConfigError(f"config.{key} must be an integer, got {raw!r}")
+        return type(current)(value)
+    if isinstance(current, list | tuple):
+        value = _parse_literal(raw)
+        if not isinstance(value, list | tuple):
+            value = [value]
+        if isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, list) and any(isinstance(v, str) for v in value):
+            raise ConfigError(f"config.{key} must be a list of numbers, got {raw!r}")
+        return value
+    return _parse_literal(raw)  # None in the recipe: any literal
+
+
+def _all_keys(cfg: ml_collections.ConfigDict, prefix="") -> list[str]:
+    keys = []
+    for key, value in cfg.items():
+        keys.append(prefix + key)
+        if isinstance(value, ml_collections.ConfigDict):
+            keys.extend(_all_keys(value, prefix + key + "."))
+    return keys
+
+
+def apply_overrides(
+    cfg: ml_collections.ConfigDict, overrides: list[tuple[str, str]]
+) -> ml_collections.ConfigDict:
+    """Applies ``(dotted_key, raw_value)`` pairs to ``cfg`` in place and returns it."""
+    for key, raw in overrides:
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in [*parents, leaf]:
+            parent, node = (
+                node,
+                (
+                    node.get(part, _MISSING)
+                    if isinstance(node, ml_collections.ConfigDict)
+                    else _MISSING
+                ),
+            )
+            if node is _MISSING:
+                close = difflib.get_close_matches(key, _all_keys(cfg), n=1)
+                hint = f"; did you mean config.{close[0]}?" if close else ""
+                raise ConfigError(f"unknown config key config.{key}{hint}")
+        if isinstance(node, ml_collections.ConfigDict):
+            raise ConfigError(
+                f"config.{key} is a group; set one of its keys: "
+                + ", ".join(f"config.{key}.{k}" for k in node)
+            )
+        value = _coerce(key, raw, node)
+        try:
+            parent[leaf] = value
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"config.{key}={raw!r}: {error}") from None
+    return cfg
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def to_dict(cfg: ml_collections.ConfigDict) -> dict:
+    """A plain, JSON-ready dict (tuples become lists)."""
+    return json.loads(cfg.to_json())
+
+
+def to_json(cfg: ml_collections.ConfigDict) -> str:
+    return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
+
+
+def from_json_file(path: str | Path) -> ml_collections.ConfigDict:
+    """Reads a resolved config written by :func:`to_json` (e.g. a work dir's)."""
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def diff(old: dict, new: dict, prefix="") -> list[str]:
+    """Dotted keys whose values differ between two config dicts."""
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys.extend(diff(a, b, prefix + key + "."))
+        elif a != b:
+            keys.append(f"{prefix}{key}: {_show(a)} -> {_show(b)}")
+    return keys
+
+
+def _show(value) -> str:
+    return "(absent)" if value is _MISSING else json.dumps(value)

@@ -1,0 +1,294 @@
+"""Evaluation of Keras models and LCE ``.tflite`` files on a dataset's eval split.
+
+Both paths see exactly the evaluation pipeline of training (same preprocessing
+and normalisation), so a ``.tflite`` file's accuracy is directly comparable with
+the Keras model it was converted from.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+import bidense
+
+RESULT_COLUMNS = (
+    "model",
+    "dataset",
+    "source",
+    "format",
+    "top1",
+    "top5",
+    "loss",
+    "examples",
+    "params",
+    "size_mib",
+    "ops",
+    "file_mib",
+    "images_per_second",
+    "seconds",
+)
+
+
+def load_keras_model(path: str | Path) -> tf.keras.Model:
+    """Loads a ``.keras``/``.h5`` file or a SavedModel dir saved by bidense."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no saved model at {path}")
+    try:
+        return tf.keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, TypeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(f"cannot load a Keras model from {path}: {first}") from None
+
+
+def evaluate_keras(model, dataset, num_classes: int, steps=None, jit_compile=False):
+    """Top-1, top-5, loss and images/s of ``model`` on ``dataset``."""
+    from bidense.training.experiment import compile_model
+
+    compile_model(model, num_classes, jit_compile=jit_compile)
+    # One warm-up batch so graph tracing does not count against throughput.
+    model.evaluate(dataset.take(1), verbose=0)
+    start = time.perf_counter()
+    metrics = model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
+    seconds = time.perf_counter() - start
+    examples = _count(dataset, steps)
+    return {
+        "top1": float(metrics["accuracy"]),
+        "top5": float(metrics["top5"]),
+        "loss": float(metrics["loss"]),
+        "examples": examples,
+        "seconds": seconds,
+        "images_per_second": examples / seconds,
+    }
+
+
+def _count(dataset, steps) -> int:
+    ds = dataset.take(steps) if steps else dataset
+    return int(sum(int(tf.shape(x)[0]) for x, _ in ds))
+
+
+def tflite_interpreter(flatbuffer: bytes, num_threads: int = 1):
+    """LCE's interpreter (runs Lce* ops; x86 uses slow reference kernels)."""
+    try:
+        from larq_compute_engine.testing import Interpreter
+    except ImportError:  # LCE 0.16 keeps it here
+        from larq_compute_engine.tflite.python.interpreter import Interpreter
+    return Interpreter(flatbuffer, num_threads=num_threads)
+
+
+def evaluate_tflite(path: str | Path, dataset, max_examples: int = 0, num_threads=1):
+    """Top-1, top-5, loss and images/s of a ``.tflite`` file (one image at a time)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no .tflite file at {path}")
+    interpreter = tflite_interpreter(path.read_bytes(), num_threads)
+    expected = tuple(interpreter.input_shapes[0][1:])
+    correct1 = correct5 = 0
+    nll, examples, seconds = 0.0, 0, 0.0
+    for images, labels in dataset:
+        images, labels = images.numpy(), labels.numpy()
+        if max_examples:
+            images, labels = (
+                images[: max_examples - examples],
+                labels[: max_examples - examples],
+            )
+        if tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"{path} expects inputs of shape {expected}, the dataset gives "
+                f"{tuple(images.shape[1:])}; pass the dataset/config it was trained on"
+            )
+        start = time.perf_counter()
+        probs = np.asarray(interpreter.predict(images), dtype=np.float64)
+        seconds += time.perf_counter() - start
+        probs = probs.reshape(len(labels), -1)
+        if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):  # logits
+            probs = np.exp(probs - probs.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+        top5 = np.argsort(-probs, axis=1)[:, :5]
+        correct1 += int((top5[:, 0] == labels).sum())
+        correct5 += int((top5 == labels[:, None]).any(axis=1).sum())
+        nll -= float(
+            np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)).sum()
+        )
+        examples += len(labels)
+        if max_examples and examples >= max_examples:
+            break
+    return {
+        "top1": correct1 / examples,
+        "top5": correct5 / examples,
+        "loss": nll / examples,
+        "examples": examples,
+        "seconds": seconds,
+        "images_per_second": examples / seconds if seconds else 0.0,
+        "file_mib": path.stat().st_size / 2**20,
+    }
+
+
+def model_columns(model) -> dict:
+    """``params``, ``size_mib`` and ``ops`` of a Keras model (bidense.model_stats)."""
+    stats = bidense.model_stats(model)
+    return {
+        "params": int(model.count_params()),
+        "size_mib": float(stats["size_mib"]),
+        "ops": float(stats["ops"]),
+    }
+
+
+def write_results(row: dict, json_path=None, csv_path=None) -> None:
+    """Writes the row as JSON and appends it to a CSV file (header once)."""
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(row, indent=2) + "\n")
+    if csv_path:
+        csv_path = Path(csv_path)
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        new = not csv_path.exists()
+        with open(csv_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({key: row.get(key, "") for key in RESULT_COLUMNS})
+
+
+def result_line(row: dict) -> str:
+    return (
+        f"{row['model']} on {row['dataset']} ({row['format']}): "
+        f"top-1 {row['top1']:.2%} top-5 {row['top5']:.2%} loss {row['loss']:.4f} "
+        f"on {row['examples']} images, {row['images_per_second']:.0f} images/s"
+    )
+
+
+def _limit(dataset, examples: int, batch_size: int):
+    if not examples:
+        return dataset
+    return dataset.unbatch().take(examples).batch(batch_size)
+
+
+def _find_config(workdir, model_path, tflite):
+    """The resolved training config that belongs to what is evaluated, if any."""
+    from bidense.training import config as config_lib
+    from bidense.training import workdir as wd
+
+    if workdir:
+        path = Path(workdir) / wd.CONFIG
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no bidense run in --workdir {workdir} ({path} missing)"
+            )
+        return config_lib.from_json_file(path), Path(workdir)
+    for artifact in (model_path, tflite):
+        if artifact and (Path(artifact).parent / wd.CONFIG).is_file():
+            parent = Path(artifact).parent
+            return config_lib.from_json_file(parent / wd.CONFIG), parent
+    return None, None
+
+
+def run(
+    *,
+    config_dir,
+    workdir=None,
+    checkpoint="final",
+    model_path=None,
+    model_name=None,
+    weights=None,
+    tflite=None,
+    dataset=None,
+    overrides=(),
+    data_dir=None,
+    manual_dir=None,
+    batch_size=0,
+    max_examples=0,
+    num_threads=1,
+    output_json=None,
+    results_csv=None,
+) -> dict:
+    """Evaluates a work dir, a saved model, a registry model + weights or a .tflite.
+
+    Returns the results row; writes it as JSON and appends it to a CSV file
+    (defaults: ``eval_<kind>.json`` and ``results.csv`` in the run's directory).
+    """
+    from bidense import data
+    from bidense.training import config as config_lib
+    from bidense.training import experiment, recipes
+    from bidense.training import workdir as wd
+
+    sources = [s for s in (workdir, model_path, model_name) if s]
+    if len(sources) > 1 or not (sources or tflite):
+        raise ValueError(
+            "evaluate one thing: --workdir, --model_path, --model (with --weights) "
+            "or --tflite"
+        )
+    if model_name and not weights:
+        raise ValueError("--model needs --weights (a weights file, or 'imagenet')")
+    if checkpoint not in ("final", "best"):
+        raise ValueError(f"--checkpoint must be final or best, got {checkpoint!r}")
+    cfg, rundir = _find_config(workdir, model_path, tflite)
+    if cfg is not None and dataset and dataset != cfg.dataset.name:
+        raise ValueError(
+            f"--dataset {dataset} differs from the run's dataset {cfg.dataset.name}"
+        )
+    if cfg is None:
+        if not dataset:
+            raise ValueError("--dataset is needed (no config.json next to the model)")
+        if model_name:
+            cfg = config_lib.load_recipe(config_dir, model_name, dataset)
+        else:
+            cfg = recipes.dataset_config(dataset)
+    config_lib.apply_overrides(cfg, list(overrides))
+    batch_size = batch_size or cfg.batch_size
+    limit = max_examples or (cfg.eval_steps * batch_size if cfg.eval_steps else 0)
+
+    # Load what is evaluated before touching the data, so a wrong path fails fast.
+    keras_model = None
+    if tflite:
+        if not Path(tflite).is_file():
+            raise FileNotFoundError(f"no .tflite file at {tflite}")
+        if rundir and (rundir / wd.FINAL_MODEL).is_file():
+            keras_model = load_keras_model(rundir / wd.FINAL_MODEL)  # for its stats
+    elif workdir:
+        name = wd.FINAL_MODEL if checkpoint == "final" else wd.BEST_MODEL
+        if not (Path(workdir) / name).is_file():
+            raise FileNotFoundError(
+                f"no {name} in --workdir {workdir} (has train.py finished?)"
+            )
+        keras_model = load_keras_model(Path(workdir) / name)
+    elif model_path:
+        keras_model = load_keras_model(model_path)
+    elif weights != "imagenet" and not Path(weights).exists():
+        raise FileNotFoundError(f"no weights file at {weights}")
+
+    builder = data.prepare(cfg.dataset.name, data_dir, manual_dir)
+    info = data.dataset_info(builder, cfg.dataset.train_split, cfg.dataset.eval_split)
+    eval_ds = _limit(
+        data.eval_dataset(builder, info, cfg.dataset, batch_size), limit, batch_size
+    )
+    if model_name:
+        keras_model = experiment.build_model(cfg, info, weights=weights)
+
+    if tflite:
+        metrics = evaluate_tflite(tflite, eval_ds, num_threads=num_threads)
+        kind, source = "tflite", str(tflite)
+    else:
+        metrics = evaluate_keras(keras_model, eval_ds, info.num_classes)
+        kind = "keras"
+        source = str(workdir or model_path or f"{model_name}:{weights}")
+    row = {
+        "model": keras_model.name if keras_model is not None else cfg.model_name,
+        "dataset": cfg.dataset.name,
+        "source": source,
+        "format": kind,
+        **metrics,
+        **(model_columns(keras_model) if keras_model is not None else {}),
+    }
+    if rundir is not None:
+        suffix = "tflite" if tflite else (checkpoint if workdir else Path(source).stem)
+        output_json = output_json or rundir / f"eval_{suffix}.json"
+        results_csv = results_csv or rundir / "results.csv"
+    write_results(row, output_json, results_csv)
+    return row

@@ -1,0 +1,33 @@
+"""BinaryDenseNet28 recipes (Bethge et al. 2019; larq-zoo's TrainBinaryDenseNet28).
+
+fashion_mnist (default; laptop CPU, growth rate 16, 32 stem filters, 5 epochs):
+    python train.py --model binary_densenet28 --dataset fashion_mnist \
+        --workdir runs/bdn28_fmnist
+    Expected: not run for all 5 epochs here. Measured on 2 busy CPU cores
+        (docs/results.md): 150 steps (--config.epochs=1 --config.steps_per_epoch=150)
+        77.6 % top-1; 1 epoch at growth rate 8 / 16 stem filters 81.2 %.
+cifar10 (the paper's CIFAR-10 ablation recipe, full width; needs a GPU):
+    python train.py --model binary_densenet28 --dataset cifar10 --workdir runs/bdn28_c10
+    Expected: not measured here; the paper's CIFAR-10 DenseNet21 reaches 90.3 %.
+imagenet2012 (larq-zoo: Adam 4e-3, 120 epochs, batch 256, x0.1 at 100/110):
+    python train.py --model binary_densenet28 --dataset imagenet2012 \
+        --workdir runs/bdn28_imagenet
+    Expected: ~60.9 % top-1 / 82.8 % top-5 (larq-zoo's published weights).
+"""
+
+from bidense.training import recipes
+
+
+def get_config(arg=None):
+    return recipes.make(
+        "binary_densenet28",
+        arg,
+        imagenet=recipes.StepRecipe(
+            epochs=120,
+            batch_size=256,
+            learning_rate=4e-3,
+            decay_epochs=(100, 110),
+            decay_factor=0.1,
+        ),
+        laptop=recipes.LaptopRecipe(model={"growth_rate": 16, "initial_filters": 32}),
+    )

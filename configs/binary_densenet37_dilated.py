@@ -1,0 +1,33 @@
+"""BinaryDenseNet37Dilated recipes (Bethge et al. 2019; larq-zoo's
+    TrainBinaryDenseNet37Dilated).
+
+fashion_mnist (default; laptop CPU, growth rate 16, 32 stem filters, 5 epochs):
+    python train.py --model binary_densenet37_dilated --dataset fashion_mnist \
+        --workdir runs/binary_densenet37_dilated_fmnist
+    Expected: not measured here (see docs/results.md for the smaller models).
+cifar10 (the paper's CIFAR-10 ablation recipe, full width; needs a GPU):
+    python train.py --model binary_densenet37_dilated --dataset cifar10 \
+        --workdir runs/binary_densenet37_dilated_c10
+    Expected: not measured here; the paper's CIFAR-10 DenseNet21 reached 90.3 %.
+imagenet2012 (larq-zoo: Adam 4e-3, 80 epochs, batch 256, x0.1 at 60/70):
+    python train.py --model binary_densenet37_dilated --dataset imagenet2012 \
+        --workdir runs/binary_densenet37_dilated_imagenet
+    Expected: 64.3 % top-1 / 85.2 % top-5 (larq-zoo's published weights).
+"""
+
+from bidense.training import recipes
+
+
+def get_config(arg=None):
+    return recipes.make(
+        "binary_densenet37_dilated",
+        arg,
+        imagenet=recipes.StepRecipe(
+            epochs=80,
+            batch_size=256,
+            learning_rate=0.004,
+            decay_epochs=(60, 70),
+            decay_factor=0.1,
+        ),
+        laptop=recipes.LaptopRecipe(model={"growth_rate": 16, "initial_filters": 32}),
+    )

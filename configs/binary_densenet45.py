@@ -1,0 +1,32 @@
+"""BinaryDenseNet45 recipes (Bethge et al. 2019; larq-zoo's TrainBinaryDenseNet45).
+
+fashion_mnist (default; laptop CPU, growth rate 16, 32 stem filters, 5 epochs):
+    python train.py --model binary_densenet45 --dataset fashion_mnist \
+        --workdir runs/binary_densenet45_fmnist
+    Expected: not measured here (see docs/results.md for the smaller models).
+cifar10 (the paper's CIFAR-10 ablation recipe, full width; needs a GPU):
+    python train.py --model binary_densenet45 --dataset cifar10 \
+        --workdir runs/binary_densenet45_c10
+    Expected: not measured here; the paper's CIFAR-10 DenseNet21 reached 90.3 %.
+imagenet2012 (larq-zoo: Adam 8e-3, 125 epochs, batch 384, x0.1 at 80/100):
+    python train.py --model binary_densenet45 --dataset imagenet2012 \
+        --workdir runs/binary_densenet45_imagenet
+    Expected: 64.6 % top-1 / 85.2 % top-5 (larq-zoo's published weights).
+"""
+
+from bidense.training import recipes
+
+
+def get_config(arg=None):
+    return recipes.make(
+        "binary_densenet45",
+        arg,
+        imagenet=recipes.StepRecipe(
+            epochs=125,
+            batch_size=384,
+            learning_rate=0.008,
+            decay_epochs=(80, 100),
+            decay_factor=0.1,
+        ),
+        laptop=recipes.LaptopRecipe(model={"growth_rate": 16, "initial_filters": 32}),
+    )

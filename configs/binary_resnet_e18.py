@@ -1,0 +1,35 @@
+"""BinaryResNetE18 recipes (Bethge et al. 2019; larq-zoo's TrainBinaryResNetE18).
+
+fashion_mnist (default; laptop CPU, filters 16/32/64/128, 5 epochs):
+    python train.py --model binary_resnet_e18 --dataset fashion_mnist \
+        --workdir runs/binary_resnet_e18_fmnist
+    Expected: not run for all 5 epochs here. Measured on 2 busy CPU cores
+        (docs/results.md): 83.2 % top-1 after 1 epoch (--config.epochs=1, ~6 min),
+        87.7 % after 3 epochs (~19 min); the FP twin (binary=false) 91.2 %.
+cifar10 (the paper's CIFAR-10 ablation recipe, full width; needs a GPU):
+    python train.py --model binary_resnet_e18 --dataset cifar10 \
+        --workdir runs/binary_resnet_e18_c10
+    Expected: not measured here; the paper's CIFAR-10 ResNetE18 (FP downsampling, STE)
+        reached 87.6 %.
+imagenet2012 (larq-zoo: Adam 4e-3, 120 epochs, batch 1024, x0.3 at 70/90/110):
+    python train.py --model binary_resnet_e18 --dataset imagenet2012 \
+        --workdir runs/binary_resnet_e18_imagenet
+    Expected: 58.3 % top-1 / 80.8 % top-5 (larq-zoo's published weights).
+"""
+
+from bidense.training import recipes
+
+
+def get_config(arg=None):
+    return recipes.make(
+        "binary_resnet_e18",
+        arg,
+        imagenet=recipes.StepRecipe(
+            epochs=120,
+            batch_size=1024,
+            learning_rate=0.004,
+            decay_epochs=(70, 90, 110),
+            decay_factor=0.3,
+        ),
+        laptop=recipes.LaptopRecipe(model={"filters": (16, 32, 64, 128)}),
+    )

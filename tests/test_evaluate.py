@@ -1,0 +1,134 @@
+"""evaluate.py: work dirs, saved models, registry name + weights, .tflite via LCE."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from mock_cli import TINY, run_cli
+
+import bidense  # noqa: F401  (registers the custom objects for load_model)
+from bidense.training import evaluation
+
+EXAMPLES = 48  # per split of the mock dataset; 3 evaluation batches of 16
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def mock_data():
+    return tfds.testing.mock_data(
+        num_examples=EXAMPLES, policy=tfds.testing.MockPolicy.USE_CODE
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished tiny training run on mock Fashion-MNIST."""
+    workdir = tmp_path_factory.mktemp("eval") / "run"
+    run_cli(
+        "train.py", "--model", "binary_densenet28", "--dataset", "fashion_mnist",
+        "--workdir", workdir, "--config.epochs=1", "--config.batch_size=16",
+        *TINY["binary_densenet28"], examples=EXAMPLES,
+    )  # fmt: skip
+    return workdir
+
+
+def last_line(result):
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_workdir_evaluation_reproduces_train_accuracy(run):
+    summary = json.loads((run / "summary.json").read_text())
+    result = run_cli("evaluate.py", "--workdir", run, examples=EXAMPLES)
+    row = json.loads((run / "eval_final.json").read_text())
+    assert row["top1"] == pytest.approx(summary["top1"], abs=1e-6)
+    assert row["loss"] == pytest.approx(summary["loss"], rel=1e-4)
+    assert row["examples"] == EXAMPLES
+    for key in ("top5", "params", "size_mib", "ops", "images_per_second"):
+        assert row[key] > 0, key
+    assert row["size_mib"] == pytest.approx(summary["size_mib"])
+    assert f"top-1 {row['top1']:.2%}" in last_line(result)
+    with open(run / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[-1]) == list(evaluation.RESULT_COLUMNS)
+    assert float(rows[-1]["top1"]) == pytest.approx(row["top1"])
+
+
+def test_saved_model_path_and_registry_name_with_weights(run, tmp_path):
+    """In-process (same mock data as the subprocesses): --model_path, --model."""
+    reference = json.loads((run / "summary.json").read_text())["top1"]
+    with mock_data():
+        row = evaluation.run(
+            config_dir=CONFIG_DIR, model_path=run / "final.keras", results_csv=None
+        )
+        assert row["top1"] == pytest.approx(reference, abs=1e-6)
+        assert row["model"] == "binary_densenet28"
+        assert (run / "eval_final.json").exists()  # beside the model's config.json
+
+        weights = tmp_path / "weights.h5"
+        tf.keras.models.load_model(run / "final.keras").save_weights(weights)
+        row = evaluation.run(
+            config_dir=CONFIG_DIR,
+            model_name="binary_densenet28",
+            weights=str(weights),
+            dataset="fashion_mnist",
+            overrides=[
+                tuple(a[len("--config.") :].split("="))
+                for a in TINY["binary_densenet28"]
+            ],
+            output_json=tmp_path / "name.json",
+        )
+    assert row["top1"] == pytest.approx(reference, abs=1e-6)
+    assert json.loads((tmp_path / "name.json").read_text())["top1"] == row["top1"]
+
+
+def test_tflite_through_the_lce_interpreter_keeps_the_accuracy(run):
+    from larq_compute_engine import convert_keras_model
+
+    model = tf.keras.models.load_model(run / "final.keras")
+    (run / "model.tflite").write_bytes(convert_keras_model(model))
+    run_cli("evaluate.py", "--tflite", run / "model.tflite", examples=EXAMPLES)
+    lite = json.loads((run / "eval_tflite.json").read_text())
+    keras = json.loads((run / "summary.json").read_text())
+    assert lite["format"] == "tflite" and lite["examples"] == EXAMPLES
+    # LCE computes the binary convs exactly; float ops may differ by ~1e-6, so
+    # at most one of the 48 near-tied argmaxes may flip.
+    assert abs(lite["top1"] - keras["top1"]) <= 1 / EXAMPLES + 1e-9
+    assert lite["loss"] == pytest.approx(keras["loss"], rel=1e-2)
+    assert lite["file_mib"] > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"workdir": "/nonexistent/run"}, "no bidense run in --workdir /nonexistent"),
+        ({"model_name": "binary_densenet28", "weights": "/nonexistent.h5",
+          "dataset": "fashion_mnist"}, "no weights file at /nonexistent.h5"),
+        ({"model_name": "binary_densenet28", "dataset": "fashion_mnist"},
+         "needs --weights"),
+        ({"tflite": "/nonexistent.tflite", "dataset": "fashion_mnist"},
+         "no .tflite file at /nonexistent.tflite"),
+        ({"model_path": "/nonexistent.keras", "dataset": "fashion_mnist"},
+         "no saved model at /nonexistent.keras"),
+        ({"model_path": "m.keras", "model_name": "binary_densenet28"},
+         "evaluate one thing"),
+        ({"model_path": "/nonexistent.keras"}, "--dataset is needed"),
+    ],
+)  # fmt: skip
+def test_bad_input_raises_a_clear_error(kwargs, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message) as info:
+        evaluation.run(config_dir=CONFIG_DIR, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_reports_bad_input_in_one_line():
+    result = run_cli(
+        "evaluate.py", "--workdir", "/nonexistent/run", check=False, mock=False
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "evaluate.py: error: no bidense run in --workdir /nonexistent/run "
+        "(/nonexistent/run/config.json missing)"
+    )

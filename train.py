@@ -1,0 +1,81 @@
+"""Trains a bidense model with its recipe from configs/ (thin absl app).
+
+    python train.py --model binary_densenet28 --dataset fashion_mnist \
+        --workdir runs/bdn28_fmnist --config.epochs=2 --config.model.growth_rate=32
+
+Every recipe value and model switch is overridable as --config.KEY=VALUE (the
+resolved config.json in the work directory lists all keys). Rerunning the same
+command resumes from the last checkpoint; --restart starts the work dir over.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+
+from absl import app, flags, logging  # noqa: E402
+
+from bidense.training import cli, experiment, strategies  # noqa: E402
+from bidense.training import config as config_lib  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Registered model name (bidense.list_models()).")
+flags.DEFINE_string("dataset", "fashion_mnist", "TFDS dataset name; picks the recipe.")
+flags.DEFINE_string("workdir", None, "Where checkpoints, logs and models go.")
+flags.DEFINE_enum(
+    "strategy", "default", strategies.STRATEGIES, "tf.distribute strategy."
+)
+flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
+flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.")
+flags.DEFINE_string("config_file", None, "Recipe file instead of configs/<model>.py.")
+flags.DEFINE_bool("restart", False, "Delete this work dir's previous run first.")
+flags.mark_flags_as_required(["model", "workdir"])
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+PROGRAM = "train.py"
+_overrides: list[tuple[str, str]] = []
+
+
+def parse_flags(argv):
+    """absl parsing, after taking the --config.KEY=VALUE overrides out of argv."""
+    try:
+        rest, overrides = config_lib.split_overrides(argv)
+        _overrides.extend(overrides)
+        return FLAGS(rest)
+    except (config_lib.ConfigError, flags.Error) as error:
+        cli.fail(PROGRAM, error)
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens
+    try:
+        if len(argv) > 1:
+            raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+        cli.check_model_name(FLAGS.model)
+        cfg = config_lib.load_recipe(
+            CONFIG_DIR, FLAGS.model, FLAGS.dataset, FLAGS.config_file
+        )
+        config_lib.apply_overrides(cfg, _overrides)
+        exp = experiment.setup(
+            cfg,
+            FLAGS.workdir,
+            strategy=FLAGS.strategy,
+            tpu_address=FLAGS.tpu,
+            data_dir=FLAGS.data_dir,
+            manual_dir=FLAGS.manual_dir,
+            restart=FLAGS.restart,
+        )
+    except cli.USER_ERRORS as error:
+        cli.fail(PROGRAM, error)
+    replicas = exp.strategy.num_replicas_in_sync
+    print(f"Training {FLAGS.model} on {replicas} replica(s)", file=sys.stderr)
+    if exp.resumes:
+        print(f"Resuming from {exp.workdir / 'checkpoints'}", file=sys.stderr)
+    summary = experiment.train(exp)
+    print(experiment.summary_line(summary))
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

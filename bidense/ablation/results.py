@@ -1,0 +1,154 @@
+"""results.csv (one row per finished run) and the summary (mean/std over seeds).
+
+The summary mirrors the paper's ablation tables (reference/paper.md section 6):
+one row per cell with top-1/top-5, size (MiB) and OPs, plus the difference of
+its mean top-1 to the reference cell and the standard error of that difference,
+so that "within noise" is something the table shows rather than a guess.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+from bidense.ablation import grid, runner
+from bidense.ablation.study import Study
+
+RESULTS = "results.csv"
+SUMMARY_CSV = "summary.csv"
+SUMMARY_MD = "summary.md"
+METRICS = ("top1", "top5", "size_mib", "ops", "params", "epochs", "train_seconds")
+
+
+def collect(runs: list[grid.Run]) -> list[dict]:
+    """One row per finished run (train.py's summary.json), in run order."""
+    rows = []
+    for run in runs:
+        path = run.workdir / runner.SUMMARY
+        if not path.is_file():
+            continue
+        summary = json.loads(path.read_text())
+        rows.append(
+            {
+                "cell": run.cell.name,
+                **run.cell.labels,
+                "model": run.cell.model,
+                "seed": run.seed,
+                **{key: summary[key] for key in METRICS},
+                "wall_seconds": round(
+                    sum(runner.read_times(run.workdir)["sessions"]), 1
+                ),
+                "workdir": str(run.workdir),
+            }
+        )
+    return rows
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    if not rows:
+        Path(path).write_text("")
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _std(values: list[float]) -> float:
+    """Sample standard deviation over seeds; NaN for a single seed."""
+    return statistics.stdev(values) if len(values) > 1 else math.nan
+
+
+def summarize(study: Study, cells: list[grid.Cell], rows: list[dict]) -> list[dict]:
+    """Mean and std over seeds per cell, and the difference to the reference."""
+    by_cell: dict[str, list[dict]] = {}
+    for row in rows:
+        by_cell.setdefault(row["cell"], []).append(row)
+    reference = grid.reference_cell(study, cells).name
+    table = []
+    for cell in cells:
+        group = by_cell.get(cell.name, [])
+        if not group:
+            continue
+        top1 = [float(r["top1"]) for r in group]
+        top5 = [float(r["top5"]) for r in group]
+        table.append(
+            {
+                "cell": cell.name,
+                **cell.labels,
+                "model": cell.model,
+                "seeds": len(group),
+                "top1_mean": statistics.fmean(top1),
+                "top1_std": _std(top1),
+                "top5_mean": statistics.fmean(top5),
+                "top5_std": _std(top5),
+                "size_mib": float(group[0]["size_mib"]),
+                "ops": float(group[0]["ops"]),
+                "reference": cell.name == reference,
+            }
+        )
+    ref = next((row for row in table if row["reference"]), None)
+    for row in table:
+        if ref is None:
+            row["d_top1"] = row["d_top1_se"] = math.nan
+            continue
+        if row is ref:  # a difference with itself: exactly zero, no noise
+            row["d_top1"] = row["d_top1_se"] = 0.0
+            continue
+        row["d_top1"] = row["top1_mean"] - ref["top1_mean"]
+        # Standard error of a difference of two means (NaN with one seed).
+        row["d_top1_se"] = math.sqrt(
+            row["top1_std"] ** 2 / row["seeds"] + ref["top1_std"] ** 2 / ref["seeds"]
+        )
+    return table
+
+
+def _pct(value: float, signed=False) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{value * 100:+.2f}" if signed else f"{value * 100:.2f}"
+
+
+def markdown(study: Study, table: list[dict]) -> str:
+    """The summary as a Markdown table (accuracies in %, differences in pp)."""
+    axes = list(study.grid)
+    head = [*axes, "seeds", "top-1 %", "± std", "top-5 %", "MiB", "OPs",
+            "Δ top-1 pp", "± s.e."]  # fmt: skip
+    lines = [
+        f"**{study.name}** ({study.dataset}); reference: "
+        + ", ".join(f"{a}={label}" for a, label in study.reference.items()),
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in table:
+        cells = [
+            *(f"**{row[a]}**" if row["reference"] else str(row[a]) for a in axes),
+            str(row["seeds"]),
+            _pct(row["top1_mean"]),
+            _pct(row["top1_std"]),
+            _pct(row["top5_mean"]),
+            f"{row['size_mib']:.3f}",
+            f"{row['ops']:.3g}",
+            "ref" if row["reference"] else _pct(row["d_top1"], signed=True),
+            "" if row["reference"] else _pct(row["d_top1_se"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(study: Study, table: list[dict], outdir: str | Path) -> str:
+    """Writes summary.csv and summary.md into ``outdir``; returns the Markdown."""
+    outdir = Path(outdir)
+    write_csv(table, outdir / SUMMARY_CSV)
+    text = markdown(study, table)
+    (outdir / SUMMARY_MD).write_text(text)
+    return text

@@ -1,0 +1,386 @@
+"""Proof that a converted model runs every binary layer as a binary op.
+
+The check compares the Keras model with the flatbuffer's op list:
+
+* every binary layer (a larq layer with an ``input_quantizer``) must own exactly
+  one ``LceBconv2d`` op: LCE only has a binary *convolution*, so a binary conv
+  without a sign-type kernel quantizer, a ``QuantDense`` or a ``QuantDepthwise``
+  stays in float (larq/compute-engine#53, #806) and is named here;
+* the number of ``LceBconv2d`` ops must equal the number of binary layers;
+* every op type must be one bidense graphs are expected to contain
+  (:data:`EXPECTED_OPS`); e.g. ``LceDequantize`` means a sign output was turned
+  back into float for a float op, and ``SPACE_TO_BATCH_ND`` is how old LCE
+  versions left dilated binary convs in float (larq/compute-engine#385).
+
+Ops are attributed to Keras layers through tensor names: the converter names
+each output tensor after the TF ops fused into it, all under
+``<model name>/<layer name>/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import larq as lq
+import tensorflow as tf
+
+from bidense.export.flatbuffer import Op, bconv_padding, format_op_table, op_counts
+
+BCONV = "LceBconv2d"
+# Ops a bidense graph may contain, with what they do there.
+EXPECTED_OPS = {
+    "LceBconv2d": "binary 3x3 / 1x1 conv (BN after it folds into its multiplier)",
+    "LceQuantize": "sign activation, bit-packed 32 channels per int32",
+    "LceBMaxPool2d": "max-pool on bit-packed signs",
+    "CONV_2D": "float conv: stem, downsampling convs, XNOR box filter",
+    "DEPTHWISE_CONV_2D": "float depthwise conv",
+    "FULLY_CONNECTED": "float classifier",
+    "MUL": "BN scale that did not fold; XNOR scaling",
+    "ADD": "BN shift that did not fold; residual adds",
+    "SUB": "BN shift",
+    "CONCATENATION": "DenseNet feature concatenation",
+    "MAX_POOL_2D": "float max-pool (stem, transitions)",
+    "AVERAGE_POOL_2D": "global pool (head), ResNetE shortcut pool",
+    "MEAN": "XNOR channel mean |x|; global average pool",
+    "ABS": "XNOR |x|",
+    "RELU": "float ReLU",
+    "RELU6": "float ReLU6",
+    "TANH": "float tanh (full-precision twin)",
+    "RESHAPE": "flatten before the classifier",
+    "SOFTMAX": "output probabilities",
+    "PAD": "explicit padding",
+}
+# Ops that mean part of a binary layer runs in float, with the reason.
+FALLBACK_OPS = {
+    "LceDequantize": "a sign activation is unpacked back to float for a float op",
+    "SPACE_TO_BATCH_ND": "a dilated conv lowered to float (larq/compute-engine#385)",
+    "BATCH_TO_SPACE_ND": "a dilated conv lowered to float (larq/compute-engine#385)",
+    "SIGN": "a sign computed in float instead of LceQuantize",
+}
+# A file this much larger than the predicted size means float weights where binary
+# ones were expected (larq/compute-engine#744: 25.6 MB instead of 5.4 MB).
+SIZE_RATIO_WARNING = 1.25
+# Plus fixed slack for what the prediction leaves out: flatbuffer metadata, about
+# 200 bytes per op and tensor (names, shapes), which dominates tiny test models.
+SIZE_SLACK_BYTES = 64 * 1024
+
+
+class FloatFallbackError(ValueError):
+    """A binary layer stayed in float, or the graph contains an unexpected op."""
+
+
+def is_binary_layer(layer: tf.keras.layers.Layer) -> bool:
+    """A larq quantized layer whose inputs are quantized (i.e. binarized here)."""
+    return isinstance(layer, lq.layers_base.QuantizerBase) and (
+        getattr(layer, "input_quantizer", None) is not None
+    )
+
+
+def is_binary_conv(layer: tf.keras.layers.Layer) -> bool:
+    """A ``QuantConv2D`` with an input quantizer: what LCE turns into LceBconv2d."""
+    return isinstance(layer, lq.layers.QuantConv2D) and is_binary_layer(layer)
+
+
+def _leaf_layers(model: tf.keras.Model):
+    """Every non-model layer, nested models flattened, in graph order."""
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def _float_weight_layers(model: tf.keras.Model):
+    """Layers doing float arithmetic with weights, plus XNOR scaling layers."""
+    for layer in _leaf_layers(model):
+        if is_binary_layer(layer):
+            continue
+        if (
+            isinstance(
+                layer,
+                tf.keras.layers.Conv2D | tf.keras.layers.Dense,
+            )
+            or "xnor" in type(layer).__name__.lower()
+        ):
+            yield layer
+
+
+def _mentions(name: str, layer_name: str) -> bool:
+    """Does the TF op name ``name`` lie inside the Keras layer ``layer_name``?"""
+    return (
+        f"/{layer_name}/" in name
+        or name.endswith(f"/{layer_name}")
+        or name.startswith(f"{layer_name}/")
+    )
+
+
+# Layers LCE/TFLite fold into the op before them; their tensor names then stand
+# for that op (e.g. ResNetE's bconv output is named ``stage1_block1_bn/...``).
+_FOLDED = (
+    tf.keras.layers.BatchNormalization,
+    tf.keras.layers.Activation,
+    tf.keras.layers.ReLU,
+)
+
+
+def _compute_owners(layers, compute_ids: set[int]) -> dict[str, str]:
+    """Layer name -> name of the compute layer whose op carries its tensors.
+
+    Compute layers own themselves; a folded layer (BN, activation) with a single
+    input owns what that input's layer owns; other layers own nothing.
+    """
+    owners = {}
+    for layer in layers:  # graph order: a layer's inputs come before it
+        if id(layer) in compute_ids:
+            owners[layer.name] = layer.name
+        elif isinstance(layer, _FOLDED) and len(layer.inbound_nodes) == 1:
+            inbound = tf.nest.flatten(layer.inbound_nodes[0].inbound_layers)
+            if len(inbound) == 1 and inbound[0].name in owners:
+                owners[layer.name] = owners[inbound[0].name]
+    return owners
+
+
+def _mentioned(names: list[str], owners: dict[str, str]) -> list[str]:
+    """Compute layers that the TF op names ``names`` belong to, first mention first."""
+    found = []
+    for part in names:
+        for layer_name, owner in owners.items():
+            if _mentions(part, layer_name) and owner not in found:
+                found.append(owner)
+    return found
+
+
+def _match_bconvs(
+    ops: list[Op], owners: dict[str, str], binary: set[str]
+) -> dict[str, int]:
+    """Binary layer -> index of the LceBconv2d op that implements it.
+
+    A bconv's tensor names may mention more than one layer: with ``pad_value=1``
+    LCE fuses the *next* layer's sign into the bconv (bit-packed output), so its
+    output is named after both. Each bconv may implement only one layer, so this is
+    a bipartite matching (Kuhn's augmenting paths; graphs have < 100 bconvs).
+    """
+    candidates = {}
+    for i, op in enumerate(ops):
+        if op.type == BCONV:
+            first_input = [op.inputs[0]] if op.inputs and op.inputs[0] else []
+            names = op.names() + [p for n in first_input for p in n.split(";")]
+            # Only binary layers can own a bconv (its names may also mention a
+            # float layer, e.g. the transition conv feeding its BN).
+            candidates[i] = [n for n in _mentioned(names, owners) if n in binary]
+    layer_of_op: dict[int, str] = {}
+
+    def augment(i: int, visited: set[str]) -> bool:
+        for layer_name in candidates[i]:
+            if layer_name in visited:
+                continue
+            visited.add(layer_name)
+            holder = next((j for j, n in layer_of_op.items() if n == layer_name), None)
+            # Free, or its holder can move to another layer (which overwrites
+            # the holder's entry): take it.
+            if holder is None or augment(holder, visited):
+                layer_of_op[i] = layer_name
+                return True
+        return False
+
+    for i in candidates:
+        augment(i, set())
+    return {name: i for i, name in layer_of_op.items()}
+
+
+# Why a float layer stays float, by name fragment (bidense names its layers
+# stem_*, stage*_block*, transition*, head_*; see bidense.models.common).
+_ROLES = (
+    (
+        "xnor",
+        "XNOR-Net activation scaling K (paper's scaling ablation), float by design",
+    ),
+    ("stem", "stem: the first conv sees the raw image; kept float (paper section 3)"),
+    ("transition", "downsampling conv kept float (paper section 4.2)"),
+    ("shortcut", "downsampling conv kept float (paper section 4.2)"),
+    ("downsample", "downsampling conv kept float (paper section 4.2)"),
+    ("head", "classifier kept float (paper section 3)"),
+)
+
+
+def _role(layer, seen_binary: bool) -> str:
+    for fragment, role in _ROLES:
+        if fragment in layer.name:
+            return role
+    # Layers without a descriptive name (e.g. larq-zoo's conv2d_3): by position.
+    if isinstance(layer, tf.keras.layers.Dense):
+        return "classifier kept float (paper section 3)"
+    if not seen_binary:
+        return "stem: the first conv sees the raw image; kept float (paper section 3)"
+    return "downsampling conv kept float (paper section 4.2)"
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What a conversion produced, and whether every binary layer is binary.
+
+    Attributes:
+        model_name: the Keras model's name.
+        op_counts: op type -> count in the flatbuffer.
+        binary_convs: number of ``QuantConv2D`` layers with an input quantizer.
+        binary_layers: names of all larq layers with an input quantizer.
+        bconv_ops: number of ``LceBconv2d`` ops.
+        fallbacks: (binary layer, what it became) for each layer without a bconv.
+        unexpected: (op type, tensor name, reason) for ops outside EXPECTED_OPS.
+        float_layers: (layer, class, why it is float, its op types) per float layer.
+        file_bytes: size of the flatbuffer.
+        predicted_mib: ``bidense.model_stats`` size (1-bit binary weights), if known.
+        bconv_padding: LceBconv2d count per padding kind (see flatbuffer.py).
+    """
+
+    model_name: str
+    op_counts: dict[str, int]
+    binary_convs: int
+    binary_layers: list[str]
+    bconv_ops: int
+    fallbacks: list[tuple[str, str]]
+    unexpected: list[tuple[str, str, str]]
+    float_layers: list[tuple[str, str, str, str]]
+    file_bytes: int
+    predicted_mib: float | None = None
+    bconv_padding: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every binary layer is one LceBconv2d and no op is unexpected."""
+        return (
+            not self.fallbacks
+            and not self.unexpected
+            and self.bconv_ops == len(self.binary_layers)
+        )
+
+    @property
+    def file_mib(self) -> float:
+        return self.file_bytes / 2**20
+
+    def problems(self) -> list[str]:
+        """One line per reason the model is not fully binary."""
+        lines = []
+        if self.bconv_ops != len(self.binary_layers):
+            lines.append(
+                f"{self.bconv_ops} LceBconv2d ops for {len(self.binary_layers)} binary "
+                f"layers ({self.binary_convs} binary convs)"
+            )
+        lines += [
+            f"binary layer {n!r} stayed float: {what}" for n, what in self.fallbacks
+        ]
+        lines += [
+            f"unexpected op {t} at {name!r}: {why}" for t, name, why in self.unexpected
+        ]
+        return lines
+
+    def size_warning(self) -> str | None:
+        if (
+            self.predicted_mib
+            and self.file_bytes
+            > SIZE_RATIO_WARNING * self.predicted_mib * 2**20 + SIZE_SLACK_BYTES
+        ):
+            ratio = self.file_mib / self.predicted_mib
+            return (
+                f"file is {self.file_mib:.2f} MiB, {ratio:.1f}x the predicted "
+                f"{self.predicted_mib:.2f} MiB: weights stayed float"
+            )
+        return None
+
+    def to_markdown(self) -> str:
+        """The full human-readable report (op table, check, size, float layers)."""
+        status = (
+            "OK: every binary layer is an LceBconv2d" if self.ok else "NOT fully binary"
+        )
+        predicted = (
+            f" (model_stats predicts {self.predicted_mib:.2f} MiB, "
+            f"ratio {self.file_mib / self.predicted_mib:.3f})"
+            if self.predicted_mib
+            else ""
+        )
+        lines = [
+            f"## {self.model_name}: {status}",
+            "",
+            f"- LceBconv2d ops: {self.bconv_ops}; binary layers in Keras: "
+            f"{len(self.binary_layers)} ({self.binary_convs} binary convs)",
+            f"- file: {self.file_bytes:,} bytes = {self.file_mib:.2f} MiB{predicted}",
+        ]
+        if self.bconv_padding:
+            padding = ", ".join(f"{k} {n}" for k, n in self.bconv_padding.items())
+            lines.append(f"- LceBconv2d padding: {padding}")
+            if self.bconv_padding.get("same-zero"):
+                lines.append(
+                    "- NOTE: same-zero padding (pad_value=0) runs on ARM with an "
+                    "edge-correction pass and no fused ReLU/bit-packed output; "
+                    "pad_value=1 avoids both"
+                )
+        lines += [f"- PROBLEM: {p}" for p in self.problems()]
+        if self.size_warning():
+            lines.append(f"- WARNING: {self.size_warning()}")
+        lines += ["", format_op_table(self.op_counts), ""]
+        if self.float_layers:
+            lines += ["| float layer | class | why float | ops |", "|---|---|---|---|"]
+            lines += [
+                f"| {n} | {c} | {why} | {o} |" for n, c, why, o in self.float_layers
+            ]
+        return "\n".join(lines)
+
+
+def check_conversion(
+    model: tf.keras.Model,
+    ops: list[Op],
+    file_bytes: int,
+    predicted_mib: float | None = None,
+) -> ExportReport:
+    """Compares ``model`` with the ops LCE produced for it (see module docstring)."""
+    layers = list(_leaf_layers(model))
+    binary = [layer for layer in layers if is_binary_layer(layer)]
+    binary_names = [layer.name for layer in binary]
+    float_layers = list(_float_weight_layers(model))
+    float_ids = {id(layer) for layer in float_layers}
+    owners = _compute_owners(layers, {id(x) for x in binary} | float_ids)
+    bconv_of = _match_bconvs(ops, owners, set(binary_names))
+
+    # For the report: each op under the first layer its output names mention.
+    ops_of: dict[str, list[str]] = {}
+    for op in ops:
+        mentioned = _mentioned(op.names(), owners)
+        if mentioned:
+            ops_of.setdefault(mentioned[0], []).append(op.type)
+    fallbacks = []
+    for layer in binary:
+        if layer.name not in bconv_of:
+            types = [t for t in ops_of.get(layer.name, []) if t != BCONV]
+            became = ", ".join(dict.fromkeys(types)) or "no op named after it"
+            fallbacks.append((layer.name, f"{type(layer).__name__} -> {became}"))
+
+    unexpected = []
+    for op in ops:
+        if op.type not in EXPECTED_OPS:
+            reason = FALLBACK_OPS.get(op.type, "not expected in a bidense graph")
+            unexpected.append((op.type, op.outputs[0] if op.outputs else "", reason))
+
+    float_rows, seen_binary = [], False
+    binary_ids = {id(layer) for layer in binary}
+    for layer in layers:
+        if id(layer) in binary_ids:
+            seen_binary = True
+        elif id(layer) in float_ids:
+            types = ", ".join(dict.fromkeys(ops_of.get(layer.name, []))) or "-"
+            float_rows.append(
+                (layer.name, type(layer).__name__, _role(layer, seen_binary), types)
+            )
+
+    return ExportReport(
+        model_name=model.name,
+        op_counts=op_counts(ops),
+        binary_convs=sum(is_binary_conv(layer) for layer in binary),
+        binary_layers=binary_names,
+        bconv_ops=sum(op.type == BCONV for op in ops),
+        fallbacks=fallbacks,
+        unexpected=unexpected,
+        float_layers=float_rows,
+        file_bytes=file_bytes,
+        predicted_mib=predicted_mib,
+        bconv_padding=bconv_padding(ops),
+    )

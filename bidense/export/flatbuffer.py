@@ -1,0 +1,125 @@
+"""Reading a converted ``.tflite`` flatbuffer: which ops it runs, and on what.
+
+LCE can convert a model while silently leaving binary layers in float
+(``../shared/reference/larq.md`` section 2), so every export is inspected op by
+op. The parser is TensorFlow's own generated flatbuffer schema; LCE's custom ops
+(``LceBconv2d``, ``LceQuantize``, ...) appear as CUSTOM ops whose name is their
+``custom_code``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+from flatbuffers import flexbuffers
+from tensorflow.lite.python import schema_py_generated as schema
+
+# BuiltinOperator enum value -> name ("CONV_2D", ...).
+_BUILTIN_NAMES = {
+    value: name
+    for name, value in vars(schema.BuiltinOperator).items()
+    if not name.startswith("_") and isinstance(value, int)
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """One operator of the flatbuffer's main subgraph.
+
+    Attributes:
+        type: builtin name (``"CONV_2D"``) or LCE custom code (``"LceBconv2d"``).
+        inputs: names of the input tensors (None for an omitted optional input).
+        outputs: names of the output tensors. The converter names a tensor after
+            the TF ops fused into it, ``;``-separated and truncated to 50
+            characters, e.g. ``"binary_densenet28/stage1_block1_conv/QuantConv2D"``.
+        options: a custom op's options (LCE stores them as a flexbuffer map), e.g.
+            LceBconv2d's ``padding`` (0 = SAME, 1 = VALID) and ``pad_values``.
+    """
+
+    type: str
+    inputs: tuple[str | None, ...]
+    outputs: tuple[str, ...]
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        """Every ``;``-separated TF op name this op's output tensors carry."""
+        return [part for name in self.outputs for part in name.split(";") if part]
+
+
+def _op_type(model, index: int) -> str:
+    code = model.OperatorCodes(index)
+    if code.CustomCode():
+        return code.CustomCode().decode()
+    # Schema >= 3a stores builtins >= 127 only in BuiltinCode; small ones are
+    # mirrored in the deprecated int8 field. The larger of the two is the real one.
+    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    return _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+
+def read_ops(flatbuffer: bytes) -> list[Op]:
+    """Returns the ops of the main subgraph (index 0) in execution order."""
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    graph = model.Subgraphs(0)
+
+    def tensor_name(index: int) -> str | None:
+        return None if index < 0 else graph.Tensors(index).Name().decode()
+
+    ops = []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        ops.append(
+            Op(
+                type=_op_type(model, op.OpcodeIndex()),
+                inputs=tuple(
+                    tensor_name(op.Inputs(k)) for k in range(op.InputsLength())
+                ),
+                outputs=tuple(
+                    tensor_name(op.Outputs(k)) for k in range(op.OutputsLength())
+                ),
+                options=_custom_options(op),
+            )
+        )
+    return ops
+
+
+def _custom_options(op) -> dict:
+    if op.CustomOptionsLength() == 0:
+        return {}
+    try:
+        options = flexbuffers.Loads(op.CustomOptionsAsNumpy().tobytes())
+    except Exception:  # not a flexbuffer map: options are informative only
+        return {}
+    return options if isinstance(options, dict) else {}
+
+
+def bconv_padding(ops: list[Op]) -> dict[str, int]:
+    """How the LceBconv2d ops pad: {"same-one": n, "same-zero": n, "valid": n}.
+
+    LCE's optimized ARM kernels run same-one padding (larq ``pad_values=1``)
+    directly; same-zero needs an edge-correction pass and cannot fuse a following
+    ReLU or write bit-packed output (../shared/reference/larq.md, section 2).
+    """
+    counts = collections.Counter()
+    for op in ops:
+        if op.type == "LceBconv2d":
+            if op.options.get("padding") == 1:  # TFLite Padding enum: VALID
+                counts["valid"] += 1
+            elif op.options.get("pad_values") == 1:
+                counts["same-one"] += 1
+            else:
+                counts["same-zero"] += 1
+    return dict(sorted(counts.items()))
+
+
+def op_counts(ops: list[Op]) -> dict[str, int]:
+    """Op type -> count, most frequent first (ties by name)."""
+    counts = collections.Counter(op.type for op in ops)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def format_op_table(counts: dict[str, int]) -> str:
+    """A two-column Markdown table of op types and counts."""
+    rows = ["| op | count |", "|---|---:|"]
+    rows += [f"| {op} | {n} |" for op, n in counts.items()]
+    return "\n".join(rows)

@@ -1,0 +1,321 @@
+"""LCE export: every binary layer becomes LceBconv2d, and LCE agrees with Keras.
+
+Conversions are the slow part (~5-25 s each on 2 cores), so each registered
+model is converted once at 32x32 with reduced widths (the depth, dilation and
+layer kinds, which decide the op graph, stay as registered).
+"""
+
+import functools
+import logging
+import os
+import subprocess
+import sys
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bidense
+from bidense import export
+from bidense.export.flatbuffer import Op
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHAPE = (32, 32, 3)
+# Narrow but otherwise registered architectures: widths change no op type.
+NARROW = {
+    "densenet": {"growth_rate": 32, "initial_filters": 32},
+    "resnet": {"filters": (32, 32, 64, 64)},
+}
+
+
+def narrow(name: str, **switches) -> tf.keras.Model:
+    width = NARROW["resnet" if "resnet" in name else "densenet"]
+    model = bidense.create_model(
+        name, input_shape=SHAPE, num_classes=10, **width, **switches
+    )
+    # Realistic BN statistics (random ones blow activations up), from real images.
+    export.calibrate_batchnorm(model, export.fashion_mnist_images(32, SHAPE))
+    return model
+
+
+@functools.cache
+def converted(name: str, scaling: str = "none"):
+    """(model, flatbuffer, report), converted once per session (export_model raises
+    on any float fallback)."""
+    model = narrow(name, scaling=scaling)
+    flatbuffer, report = export.export_model(model)
+    return model, flatbuffer, report
+
+
+def assert_parity(model, flatbuffer):
+    """LCE interpreter vs Keras on real and random images, within the tolerance
+    documented in bidense.export.parity."""
+    for images in (
+        export.fashion_mnist_images(32, SHAPE, offset=32),
+        export.random_images(32, SHAPE),
+    ):
+        parity = export.compare(model, flatbuffer, images)
+        assert parity.ok, str(parity)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", bidense.list_models())
+def test_registered_model_converts_fully_binary(name):
+    model, flatbuffer, report = converted(name)
+    binary_convs = bidense.model_stats(model)["binary_convs"]
+    assert report.ok and not report.fallbacks and not report.unexpected
+    assert report.bconv_ops == report.binary_convs == binary_convs > 0
+    assert report.size_warning() is None
+    # The default pad_value=1.0 reaches the flatbuffer as same-one padding.
+    assert report.bconv_padding == {"same-one": binary_convs}
+    assert_parity(model, flatbuffer)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scaling", ["xnor", "magnitude"])
+@pytest.mark.parametrize("name", ["binary_densenet28", "binary_resnet_e18"])
+def test_scaling_converts_fully_binary(name, scaling):
+    model, flatbuffer, report = converted(name, scaling)
+    assert report.ok
+    assert report.bconv_ops == report.binary_convs > 0
+    counts, plain = report.op_counts, converted(name)[2].op_counts
+    if scaling == "xnor":
+        # The K map costs per binary conv: |x| (ABS), its channel mean (MEAN), a
+        # k x k box filter (CONV_2D) and the multiplication (MUL).
+        n = report.binary_convs
+        assert counts["ABS"] == counts["MEAN"] == n
+        assert counts["CONV_2D"] == plain["CONV_2D"] + n
+        # ResNetE's BN after the bconv no longer folds into it: one more MUL.
+        assert counts.get("MUL", 0) >= plain.get("MUL", 0) + n
+    else:
+        # Per-channel weight scales fold into LceBconv2d's multiplier: no new ops.
+        assert counts == plain
+    assert_parity(model, flatbuffer)
+
+
+@pytest.mark.slow
+def test_lean_converter_gives_the_ops_of_convert_keras_model():
+    model, flatbuffer, _ = converted("binary_resnet_e18")
+    reference = export.to_lce(model, converter="keras")
+    assert [op.type for op in export.read_ops(flatbuffer)] == [
+        op.type for op in export.read_ops(reference)
+    ]
+    images = export.random_images(4, SHAPE)
+    np.testing.assert_array_equal(
+        export.parity.lce_predict(flatbuffer, images),
+        export.parity.lce_predict(reference, images),
+    )
+
+
+@pytest.mark.slow
+def test_parity_check_catches_a_wrong_conversion():
+    """The tolerance must fail when the flatbuffer computes something else: a
+    pad_value=1 flatbuffer against the same weights with pad_value=0 in Keras."""
+    model, flatbuffer, _ = converted("binary_resnet_e18")
+    wrong = bidense.create_model(
+        "binary_resnet_e18",
+        input_shape=SHAPE,
+        num_classes=10,
+        pad_value=0.0,
+        **NARROW["resnet"],
+    )
+    wrong.set_weights(model.get_weights())
+    images = export.fashion_mnist_images(64, SHAPE, offset=32)
+    assert export.compare(model, flatbuffer, images).ok
+    assert not export.compare(wrong, flatbuffer, images).ok
+
+
+def tiny_model_with(layer: tf.keras.layers.Layer) -> tf.keras.Model:
+    """A fully binary conv followed by ``layer``, which LCE cannot binarize."""
+    inputs = tf.keras.Input((8, 8, 32))
+    x = lq.layers.QuantConv2D(
+        32,
+        3,
+        padding="same",
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+        kernel_constraint="weight_clip",
+        use_bias=False,
+        name="binary_conv",
+    )(inputs)
+    x = tf.keras.layers.BatchNormalization(name="bn")(x)
+    if isinstance(layer, lq.layers.QuantDense):
+        x = tf.keras.layers.Flatten(name="flatten")(x)
+    return tf.keras.Model(inputs, layer(x), name="tiny")
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        # LCE has no binary fully-connected op (larq/compute-engine#53).
+        lq.layers.QuantDense(
+            10, input_quantizer="ste_sign", kernel_quantizer="ste_sign", name="bdense"
+        ),
+        # Binary inputs but float weights: LCE keeps a float CONV_2D.
+        lq.layers.QuantConv2D(
+            32, 3, input_quantizer="ste_sign", kernel_quantizer=None, name="half"
+        ),
+    ],
+    ids=["quant_dense", "conv_without_kernel_quantizer"],
+)
+def test_float_fallback_is_an_error_naming_the_layer(layer, tmp_path, caplog):
+    model = tiny_model_with(layer)
+    with pytest.raises(export.FloatFallbackError) as error:
+        export.export_model(model, tmp_path / "tiny.tflite")
+    message = str(error.value)
+    assert f"binary layer '{layer.name}' stayed float" in message
+    assert "1 LceBconv2d ops for 2 binary layers" in message
+    assert "allow_float_fallback" in message
+    assert not (tmp_path / "tiny.tflite").exists()
+
+    with caplog.at_level(logging.WARNING, logger="bidense.export"):
+        flatbuffer, report = export.export_model(
+            model, tmp_path / "tiny.tflite", allow_float_fallback=True
+        )
+    assert not report.ok
+    assert [name for name, _ in report.fallbacks] == [layer.name]
+    assert report.op_counts["LceDequantize"] == 1
+    assert any("Exporting anyway" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "tiny.tflite").read_bytes() == flatbuffer
+
+
+# -- the checker on hand-written op lists (no conversion: fast) -----------------
+
+
+def two_conv_model():
+    inputs = tf.keras.Input((8, 8, 32))
+    x = inputs
+    for i in (1, 2):
+        x = lq.layers.QuantConv2D(
+            32,
+            3,
+            padding="same",
+            input_quantizer="ste_sign",
+            kernel_quantizer="ste_sign",
+            name=f"conv{i}",
+        )(x)
+        x = tf.keras.layers.BatchNormalization(name=f"bn{i}")(x)
+    return tf.keras.Model(inputs, x, name="m")
+
+
+def test_bconv_whose_output_carries_the_next_sign_is_attributed_right():
+    """With pad_value=1, LCE fuses the next layer's sign into a bconv (bit-packed
+    output), so that bconv's tensor also names the next layer."""
+    ops = [
+        Op("LceQuantize", ("in",), ("m/conv1/ste_sign/Sign",)),
+        Op(
+            "LceBconv2d",
+            ("m/conv1/ste_sign/Sign",),
+            ("m/conv2/ste_sign_1/Sign;m/bn1/F",),
+        ),
+        Op(
+            "LceBconv2d",
+            ("m/conv2/ste_sign_1/Sign;m/bn1/F",),
+            ("m/bn2/FusedBatchNorm",),
+        ),
+    ]
+    report = export.check_conversion(two_conv_model(), ops, file_bytes=1000)
+    assert report.ok, report.problems()
+
+
+def test_missing_bconv_and_unexpected_op_are_named():
+    ops = [
+        Op("LceQuantize", ("in",), ("m/conv1/ste_sign/Sign",)),
+        Op("LceBconv2d", ("m/conv1/ste_sign/Sign",), ("m/bn1/FusedBatchNorm",)),
+        Op("SPACE_TO_BATCH_ND", ("m/bn1/FusedBatchNorm",), ("m/conv2/SpaceToBatchND",)),
+        Op("CONV_2D", ("m/conv2/SpaceToBatchND",), ("m/conv2/Conv2D",)),
+    ]
+    report = export.check_conversion(two_conv_model(), ops, file_bytes=1000)
+    assert not report.ok
+    assert report.fallbacks == [("conv2", "QuantConv2D -> SPACE_TO_BATCH_ND, CONV_2D")]
+    assert report.unexpected[0][:2] == ("SPACE_TO_BATCH_ND", "m/conv2/SpaceToBatchND")
+    assert "1 LceBconv2d ops for 2 binary layers" in report.problems()[0]
+
+
+def test_size_far_above_prediction_warns():
+    def report(file_bytes):
+        return export.check_conversion(two_conv_model(), [], file_bytes, 1.0)
+
+    assert "3.0x the predicted" in report(3 * 2**20).size_warning()
+    assert report(int(1.1 * 2**20)).size_warning() is None
+
+
+# -- export.py command line -------------------------------------------------------
+
+
+def run_cli(*args, tmp_path):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "export.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--model", "binary_densenet99"], "Unknown model 'binary_densenet99'"),
+        (
+            ["--model", "binary_resnet_e18", "--weights", "missing.h5"],
+            "--weights file missing.h5 does not exist",
+        ),
+        (["--model", "binary_resnet_e18", "--scaling", "bogus"], "scaling='bogus'"),
+        (["--model", "binary_resnet_e18", "--pad_value", "abc"], "--pad_value"),
+        (["--workdir", "no_such_run"], "no final.keras in --workdir no_such_run"),
+        (["--model", "binary_resnet_e18", "--workdir", "x"], "cannot be combined"),
+    ],
+    ids=[
+        "unknown_model",
+        "missing_weights",
+        "bad_switch",
+        "bad_number",
+        "no_run",
+        "both",
+    ],
+)
+def test_cli_bad_input_is_one_line_error(args, expected, tmp_path):
+    result = run_cli(*args, "--output", "m.tflite", tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if expected in line]
+    assert len(errors) == 1, result.stderr
+    assert not (tmp_path / "m.tflite").exists()
+
+
+@pytest.mark.slow
+def test_cli_exports_a_checked_model(tmp_path):
+    result = run_cli(
+        "--model=binary_resnet_e18",
+        "--input_size=32",
+        "--num_classes=10",
+        "--parity_images=4",
+        "--output=m.tflite",
+        "--report=m.md",
+        tmp_path=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK: every binary layer is an LceBconv2d" in result.stdout
+    assert "| LceBconv2d | 16 |" in result.stdout
+    assert (tmp_path / "m.tflite").stat().st_size > 0
+    assert (tmp_path / "m.md").read_text().startswith("## binary_resnet_e18")
+
+
+@pytest.mark.slow
+def test_cli_exports_the_model_of_a_training_workdir(tmp_path):
+    """--workdir exports train.py's final.keras as it was trained (here: 28x28x1)."""
+    from bidense.training import workdir
+
+    model = bidense.create_model(
+        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10, **NARROW["resnet"]
+    )
+    (tmp_path / "run").mkdir()
+    workdir.save_model_atomic(model, tmp_path / "run" / workdir.FINAL_MODEL)
+    result = run_cli(
+        "--workdir=run", "--parity_images=4", "--output=m.tflite", tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK: every binary layer is an LceBconv2d" in result.stdout
+    assert "top-1 agreement" in result.stdout

@@ -31,9 +31,15 @@ flags.DEFINE_string("tflite", None, "A .tflite file, run by LCE's interpreter.")
 flags.DEFINE_string("dataset", None, "TFDS dataset (default: the run's dataset).")
 flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
 flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.")
-flags.DEFINE_integer("batch_size", 0, "Evaluation batch size (0 = the recipe's).")
-flags.DEFINE_integer("max_examples", 0, "Evaluate only the first N images (0 = all).")
-flags.DEFINE_integer("num_threads", 1, "Threads of the LCE interpreter.")
+# Bounds make absl reject bad values as one-line flag errors (a negative batch
+# size was a TensorFlow traceback).
+flags.DEFINE_integer(
+    "batch_size", 0, "Evaluation batch size (0 = the recipe's).", lower_bound=0
+)
+flags.DEFINE_integer(
+    "max_examples", 0, "Evaluate only the first N images (0 = all).", lower_bound=0
+)
+flags.DEFINE_integer("num_threads", 1, "Threads of the LCE interpreter.", lower_bound=1)
 flags.DEFINE_string("output_json", None, "Results JSON (default: in the run's dir).")
 flags.DEFINE_string("results_csv", None, "CSV to append the row to (default: same).")
 

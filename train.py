@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
 from absl import app, flags, logging  # noqa: E402
 
-from bidense.training import cli, experiment, strategies  # noqa: E402
+from bidense.training import callbacks, cli, experiment, strategies  # noqa: E402
 from bidense.training import config as config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -73,7 +73,10 @@ def main(argv):
     print(f"Training {FLAGS.model} on {replicas} replica(s)", file=sys.stderr)
     if exp.resumes:
         print(f"Resuming from {exp.workdir / 'checkpoints'}", file=sys.stderr)
-    summary = experiment.train(exp)
+    try:
+        summary = experiment.train(exp)
+    except callbacks.TrainingError as error:
+        cli.fail(PROGRAM, error, status=1)
     print(experiment.summary_line(summary))
 
 

@@ -46,6 +46,10 @@ def run_cli(script, *args, examples=64, env=None, timeout=300, check=True, mock=
     import subprocess
 
     full_env = {**os.environ, "MOCK_EXAMPLES": str(examples), **(env or {})}
+    # This checkout's bidense, whatever an editable install elsewhere points at:
+    # the script's own directory, not the cwd, starts a subprocess's sys.path.
+    path = [str(REPO), *filter(None, [full_env.get("PYTHONPATH")])]
+    full_env["PYTHONPATH"] = os.pathsep.join(path)
     launcher = [str(Path(__file__).resolve())] if mock else []
     result = subprocess.run(
         [sys.executable, *launcher, script, *map(str, args)],

@@ -90,6 +90,11 @@ def test_the_string_none_stays_a_string_where_the_recipe_has_a_string():
         (("model.blocks", "(a, b)"), "must be a list of numbers"),
         (("optimizer", "sgd"), "config.optimizer is a group"),
         (("epochs.x", "1"), "unknown config key config.epochs.x"),
+        # Found by tests/test_parsing_properties.py (were tracebacks or accepted).
+        (("optimizer.learning_rate", "1e400"), "must be a finite number"),
+        (("optimizer.learning_rate", "9" * 400), "must be a finite number"),
+        (("epochs", "-" * 3000 + "1"), "config.epochs must be a number"),
+        (("epochs", "-" * 10000 + "1"), "config.epochs must be a number"),
     ],
 )
 def test_bad_overrides_are_one_line_errors(pair, message):

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
 import time
 from pathlib import Path
 
 import tensorflow as tf
 
 from bidense.training import workdir as wd
+
+# Checkpoints kept on disk: the latest plus one to fall back to if the latest turns
+# out to be corrupt (Keras's BackupAndRestore keeps only one).
+KEEP_CHECKPOINTS = 2
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (reported by train.py as one line, exit status 1)."""
+
+
+class NonFiniteLossError(TrainingError):
+    """The loss became NaN or Inf; the message names the epoch and step."""
+
+
+class CorruptCheckpointError(TrainingError):
+    """Checkpoints exist, but none of them can be read."""
 
 
 class Backup(tf.keras.callbacks.BackupAndRestore):
@@ -18,19 +37,38 @@ class Backup(tf.keras.callbacks.BackupAndRestore):
     through ``tf.train.CheckpointManager``: TensorFlow writes the checkpoint data
     under temporary names and then atomically replaces the small ``checkpoint``
     index file, so a crash mid-write leaves the previous checkpoint as the latest.
+    The last KEEP_CHECKPOINTS are kept; before restoring, the newest is read in
+    full and, if unreadable (truncated, bit rot), set aside for the one before.
     Restoring on ``fit`` resumes at the saved epoch and step; the learning-rate
     schedule follows because it is a function of the restored iteration counter.
     Kept after training (``delete_checkpoint=False``), so rerunning a finished run
     trains nothing more.
     """
 
-    def __init__(self, backup_dir, steps_per_epoch: int, every_steps: int = 0):
+    def __init__(
+        self, backup_dir, steps_per_epoch: int, every_steps: int = 0, repair=True
+    ):
         super().__init__(
             backup_dir,
             save_freq=every_steps if every_steps else "epoch",
             delete_checkpoint=False,
         )
         self._steps_per_epoch = steps_per_epoch
+        # Only the chief repairs: workers renaming the same files would race.
+        self._repair = repair
+
+    def on_train_begin(self, logs=None):
+        # Before Keras restores: it would load the latest checkpoint blindly and a
+        # truncated one fails deep inside TensorFlow (or restores garbage).
+        chief_dir = Path(self.backup_dir) / "chief"
+        if self._repair and chief_dir.is_dir():
+            use_last_good_checkpoint(chief_dir)
+        super().on_train_begin(logs)
+        state = self._training_state
+        for manager in {state.read_checkpoint_manager, state.write_checkpoint_manager}:
+            # Keras hard-codes max_to_keep=1; no public way to change it. The
+            # manager only reads this when deciding what to delete after a save.
+            manager._max_to_keep = KEEP_CHECKPOINTS
 
     def on_epoch_end(self, epoch, logs=None):
         if self.save_freq == "epoch":
@@ -93,3 +131,117 @@ class BestModel(tf.keras.callbacks.Callback):
             wd.save_model_atomic(self.model, self.model_path)
             state = {"epoch": epoch + 1, self.monitor: float(value)}
             wd.atomic_write_text(self.state_path, json.dumps(state, indent=2))
+
+
+def _checkpoint_number(index_file: Path) -> int:
+    match = re.fullmatch(r"ckpt-(\d+)\.index", index_file.name)
+    return int(match.group(1)) if match else -1
+
+
+def checkpoint_problem(prefix: str) -> str | None:
+    """Why the checkpoint at ``prefix`` is unusable, or None if it reads fully.
+
+    Reads every tensor once: the index alone does not show a truncated data file,
+    and reading makes TensorFlow verify each tensor's checksum (bit rot).
+    """
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as error:  # TF raises many types (DataLoss, OutOfRange, ...)
+        text = str(error).strip().splitlines()
+        return f"{type(error).__name__}: {text[0] if text else ''}"
+    return None
+
+
+def use_last_good_checkpoint(directory: str | Path) -> str | None:
+    """Points ``directory``'s checkpoint index at its newest readable checkpoint.
+
+    Unreadable newer checkpoints are reported on stderr and renamed to
+    ``*.corrupt`` (kept for inspection, out of the way of later saves). Scans the
+    files rather than trusting the ``checkpoint`` index file, which may itself be
+    damaged. Returns the prefix used, None if there are no checkpoints, and raises
+    CorruptCheckpointError if there are some but none is readable.
+    """
+    directory = Path(directory)
+    indexes = sorted(directory.glob("ckpt-*.index"), key=_checkpoint_number)
+    if not indexes:
+        return None
+    good = []
+    for index in reversed(indexes):
+        prefix = str(index.with_suffix(""))
+        if good:
+            good.append(prefix)  # older than a good one: kept as is, not read
+            continue
+        problem = checkpoint_problem(prefix)
+        if problem is None:
+            good.append(prefix)
+            continue
+        print(
+            f"warning: checkpoint {prefix} is unreadable ({problem}); "
+            "falling back to the previous one",
+            file=sys.stderr,
+        )
+        for path in directory.glob(f"{Path(prefix).name}.*"):
+            if path.suffix != ".corrupt":
+                path.rename(path.with_name(path.name + ".corrupt"))
+    if not good:
+        raise CorruptCheckpointError(
+            f"no readable checkpoint in {directory} (all renamed to *.corrupt); "
+            "rerun with --restart to start over"
+        )
+    try:
+        state = tf.train.get_checkpoint_state(str(directory))
+        recorded = state and Path(state.model_checkpoint_path).name
+    except Exception:  # a damaged index file is a text-proto ParseError
+        recorded = None
+    if recorded != Path(good[0]).name:
+        print(f"warning: resuming from checkpoint {good[0]}", file=sys.stderr)
+        _write_checkpoint_state(directory, list(reversed(good)))
+    return good[0]
+
+
+def _write_checkpoint_state(directory: Path, prefixes: list[str]) -> None:
+    """Writes the ``checkpoint`` index file listing ``prefixes`` (oldest first).
+
+    By hand, atomically, because tf.train's update_checkpoint_state is deprecated.
+    Timestamps are needed: CheckpointManager never deletes entries without one,
+    so they would pile up. Names are relative, as CheckpointManager writes them.
+    """
+    names = [Path(prefix).name for prefix in prefixes]
+    times = [(directory / f"{name}.index").stat().st_mtime for name in names]
+    lines = [f"model_checkpoint_path: {json.dumps(names[-1])}"]
+    lines += [f"all_model_checkpoint_paths: {json.dumps(name)}" for name in names]
+    lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in times]
+    lines.append(f"last_preserved_timestamp: {min(times) - 1.0!r}")
+    wd.atomic_write_text(directory / "checkpoint", "\n".join(lines) + "\n")
+
+
+class StopOnNonFinite(tf.keras.callbacks.Callback):
+    """Raises NonFiniteLossError at the first step whose loss is NaN or Inf.
+
+    Must come before Backup in the callback list, so the diverged weights never
+    reach a checkpoint: the last good checkpoint stays the latest.
+    """
+
+    def __init__(self, steps_per_epoch: int, checkpoint_dir):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        step = int(self.model.optimizer.iterations)
+        kept = tf.train.latest_checkpoint(str(self.checkpoint_dir / "chief"))
+        where = f"kept the last good checkpoint {kept}" if kept else "no checkpoint yet"
+        raise NonFiniteLossError(
+            f"loss is {float(loss)} at epoch {self._epoch + 1}, step {batch + 1}/"
+            f"{self.steps_per_epoch} (global step {step}); stopped, {where}; "
+            "lower config.optimizer.learning_rate (with --restart or a new --workdir)"
+        )

@@ -21,9 +21,12 @@ def check_model_name(name: str) -> None:
         )
 
 
-def fail(program: str, error: BaseException) -> None:
-    """Prints ``program: error: message`` (one line) and exits with status 2."""
+def fail(program: str, error: BaseException, status: int = 2) -> None:
+    """Prints ``program: error: message`` (one line) and exits with ``status``.
+
+    2 (the default) is bad input; 1 is a run that failed once started.
+    """
     text = str(error).strip()
     message = text.splitlines()[0] if text else type(error).__name__
     print(f"{program}: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)

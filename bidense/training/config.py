@@ -13,6 +13,7 @@ import ast
 import difflib
 import importlib.util
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,9 @@ def split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 def _parse_literal(raw: str):
     try:
         return ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
+    # Pathologically nested input ("-" * 3000 + "1") makes CPython's parser raise
+    # RecursionError, or MemoryError when deeper; neither is a literal.
+    except (ValueError, SyntaxError, RecursionError, MemoryError):
         return raw  # a bare word is a string
 
 
@@ -163,9 +166,19 @@ def _coerce(key: str, raw: str, current):
         value = _parse_literal(raw)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"config.{key} must be a number, got {raw!r}")
-        if isinstance(current, int) and not float(value).is_integer():
-            raise ConfigError(f"config.{key} must be an integer, got {raw!r}")
-        return type(current)(value)
+        if isinstance(current, int):
+            if isinstance(value, float) and not value.is_integer():  # also nan, inf
+                raise ConfigError(f"config.{key} must be an integer, got {raw!r}")
+            return int(value)
+        # A float: inf (1e400), nan and ints beyond float range make no sense in
+        # any recipe and would only fail later, deep inside TensorFlow.
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise ConfigError(f"config.{key} must be a finite number, got {raw!r}")
+        return value
     if isinstance(current, list | tuple):
         value = _parse_literal(raw)
         if not isinstance(value, list | tuple):

@@ -40,8 +40,50 @@ class Experiment:
     resumes: bool
 
 
+# Training keys and their types. Overrides keep the recipe's types, except that
+# "none" sets any key to None (model switches may mean "builder decides"); these
+# keys have no such meaning, and None would be a TypeError deep in Keras.
+_TYPED_KEYS = {
+    int: (
+        "epochs", "batch_size", "validation_freq", "steps_per_epoch", "eval_steps",
+        "checkpoint_every_steps", "seed", "verbose", "dataset.image_size",
+        "dataset.crop_padding", "dataset.shuffle_buffer",
+    ),
+    float: (
+        "optimizer.learning_rate", "optimizer.epsilon", "schedule.decay_factor",
+        "schedule.warmup_epochs", "schedule.final_fraction",
+    ),
+    bool: ("jit_compile", "dataset.flip"),
+    list: ("schedule.decay_epochs",),
+}  # fmt: skip
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+}
+
+
+def _check_types(cfg: ml_collections.ConfigDict) -> None:
+    for kind, keys in _TYPED_KEYS.items():
+        for key in keys:
+            node = cfg
+            for part in key.split("."):
+                node = node[part]
+            if kind is bool or kind is list:
+                ok = isinstance(node, bool if kind is bool else list | tuple)
+            else:
+                number = int | float if kind is float else int
+                ok = isinstance(node, number) and not isinstance(node, bool)
+            if not ok:
+                raise config_lib.ConfigError(
+                    f"config.{key} must be {_TYPE_NAMES[kind]}, got {node!r}"
+                )
+
+
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Checks recipe values that Keras would only reject (obscurely) much later."""
+    _check_types(cfg)
     for key in ("epochs", "batch_size", "validation_freq"):
         if cfg[key] < 1:
             raise config_lib.ConfigError(f"config.{key} must be >= 1, got {cfg[key]}")
@@ -131,7 +173,10 @@ def setup(
     if not chief:
         outdir = workdir / "workers" / str(dist.cluster_resolver.task_id)
         outdir.mkdir(parents=True, exist_ok=True)
-    resumes = wd.check_or_init(workdir, config_lib.to_dict(cfg), restart, write=chief)
+    resolved = config_lib.to_dict(cfg)
+    if not restart:
+        # Refuse a foreign work dir now, before the slow data preparation...
+        wd.check_or_init(workdir, resolved, restart, write=False)
 
     tf.keras.utils.set_random_seed(cfg.seed)
     builder = data.prepare(cfg.dataset.name, data_dir, manual_dir)
@@ -155,6 +200,9 @@ def setup(
             make_optimizer(cfg, steps_per_epoch),
             jit_compile=cfg.jit_compile,
         )
+    # ...but claim it only once everything has been validated: a config.json left
+    # by a failed setup would make the corrected command need --restart.
+    resumes = wd.check_or_init(workdir, resolved, restart, write=chief)
     return Experiment(
         config=cfg,
         workdir=workdir,
@@ -173,15 +221,22 @@ def setup(
 def train(exp: Experiment, extra_callbacks=()) -> dict:
     """Trains (or resumes) to ``config.epochs``, saves the models, returns a summary.
 
+    Raises callbacks.TrainingError when the loss stops being finite or no
+    checkpoint is readable.
+
     ``extra_callbacks`` run after bidense's own (which restore the checkpoint first).
     """
     cfg = exp.config
     images_per_epoch = exp.steps_per_epoch * cfg.batch_size
+    checkpoints = exp.workdir / wd.CHECKPOINTS
     callbacks = [
+        # First, so a diverged step raises before Backup can save its weights.
+        cb.StopOnNonFinite(exp.steps_per_epoch, checkpoints),
         cb.Backup(
-            str(exp.workdir / wd.CHECKPOINTS),
+            str(checkpoints),
             exp.steps_per_epoch,
             cfg.checkpoint_every_steps,
+            repair=exp.outdir == exp.workdir,
         ),
         cb.Throughput(images_per_epoch),  # before the loggers, which record it
         cb.BestModel(exp.outdir / wd.BEST_MODEL, exp.outdir / wd.BEST_STATE),
@@ -243,7 +298,10 @@ def _read_csv(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if row.get("train_seconds")]
+        rows = [row for row in csv.DictReader(f) if row.get("train_seconds")]
+    # An epoch is logged twice when a run falls back to an older checkpoint and
+    # repeats it; the later row is the one that counts.
+    return list({row["epoch"]: row for row in rows}.values())
 
 
 def summary_line(summary: dict) -> str:

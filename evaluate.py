@@ -17,7 +17,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 from absl import app, flags, logging  # noqa: E402
 
 from bidense.training import cli, evaluation  # noqa: E402
-from bidense.training import config as config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A train.py work directory.")
@@ -48,13 +47,7 @@ PROGRAM = "evaluate.py"
 _overrides: list[tuple[str, str]] = []
 
 
-def parse_flags(argv):
-    try:
-        rest, overrides = config_lib.split_overrides(argv)
-        _overrides.extend(overrides)
-        return FLAGS(rest)
-    except (config_lib.ConfigError, flags.Error) as error:
-        cli.fail(PROGRAM, error)
+parse_flags = cli.override_parser(PROGRAM, _overrides)
 
 
 def main(argv):

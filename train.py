@@ -38,14 +38,7 @@ PROGRAM = "train.py"
 _overrides: list[tuple[str, str]] = []
 
 
-def parse_flags(argv):
-    """absl parsing, after taking the --config.KEY=VALUE overrides out of argv."""
-    try:
-        rest, overrides = config_lib.split_overrides(argv)
-        _overrides.extend(overrides)
-        return FLAGS(rest)
-    except (config_lib.ConfigError, flags.Error) as error:
-        cli.fail(PROGRAM, error)
+parse_flags = cli.override_parser(PROGRAM, _overrides)
 
 
 def main(argv):

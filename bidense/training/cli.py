@@ -6,6 +6,7 @@ import sys
 
 import bidense
 from bidense.data import DatasetError
+from bidense.training import config as config_lib
 from bidense.training.config import ConfigError
 
 # Errors caused by the user's input: reported as one line, exit status 2. Plain
@@ -30,3 +31,22 @@ def fail(program: str, error: BaseException, status: int = 2) -> None:
     message = text.splitlines()[0] if text else type(error).__name__
     print(f"{program}: error: {message}", file=sys.stderr)
     sys.exit(status)
+
+
+def override_parser(program: str, overrides: list):
+    """An absl ``flags_parser`` that first takes ``--config.KEY=VALUE`` out of argv.
+
+    The overrides are appended to ``overrides`` (validated later against the
+    recipe); everything else goes to absl. Either failing is a one-line error.
+    """
+    from absl import flags
+
+    def parse_flags(argv):
+        try:
+            rest, found = config_lib.split_overrides(argv)
+            overrides.extend(found)
+            return flags.FLAGS(rest)
+        except (ConfigError, flags.Error) as error:
+            fail(program, error)
+
+    return parse_flags

@@ -31,6 +31,10 @@ NARROW = {
 
 def narrow(name: str, **switches) -> tf.keras.Model:
     width = NARROW["resnet" if "resnet" in name else "densenet"]
+    # Fixed initial weights: ResNetE's unnormalised residual stream makes its LCE
+    # parity depend on the draw (a float rounding just before a sign flips a bit),
+    # and an unseeded draw made this suite flaky (1 failure in 4 runs).
+    tf.keras.utils.set_random_seed(0)
     model = bidense.create_model(
         name, input_shape=SHAPE, num_classes=10, **width, **switches
     )

@@ -66,8 +66,10 @@ def train_dataset(builder, info, cfg_dataset, batch_size: int, seed: int):
 def eval_dataset(builder, info, cfg_dataset, batch_size: int):
     """Every example of the evaluation split once, in order, for exact accuracy."""
     ds = sources.read(builder, cfg_dataset.eval_split, shuffle_files=False, seed=0)
-    if _should_cache(cfg_dataset.cache, info.image_shape, info.eval_examples):
-        ds = ds.cache()
+    # No .cache() here: an in-memory cache is shared by every iterator of this
+    # dataset, and one read partially (evaluate.py's one-batch warm-up, prefetch
+    # read-ahead) raced with the next: evaluate.py once scored 66 of the 10,000
+    # Fashion-MNIST test images. The split is read once per evaluation anyway.
     preprocess = preprocessing.make_preprocess_fn(cfg_dataset, info.image_shape, False)
     ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size)

@@ -12,6 +12,7 @@ bidense.model_stats' prediction, and the LCE interpreter's agreement with Keras
 on Fashion-MNIST and random images.
 """
 
+import errno
 import os
 import sys
 
@@ -60,6 +61,8 @@ flags.DEFINE_string("downsample", None, "fp | binary.")
 flags.DEFINE_float("pad_value", None, "Binary conv padding: 1.0 (LCE) or 0.0 (zoo).")
 flags.DEFINE_string("stem", None, "imagenet | cifar (default: from input size).")
 
+# bidense.training.workdir's file names (importing it would load TensorFlow).
+MODEL_FILES = {"final": "final.keras", "best": "best.keras"}
 SWITCHES = (
     "num_classes",
     "include_top",
@@ -82,26 +85,20 @@ def load_model():
     from bidense.training import workdir as wd
 
     overrides = {k: FLAGS[k].value for k in SWITCHES if FLAGS[k].value is not None}
-    if FLAGS.workdir:
-        given = [f"--{k}" for k in ("model", "weights", "input_size", *overrides)]
-        given = [g for g in given if FLAGS[g[2:]].value is not None]
-        if given:
-            raise ValueError(
-                f"{', '.join(given)} cannot be combined with --workdir: a trained "
-                "model is exported as it was trained"
-            )
+    if FLAGS.workdir:  # check_inputs made sure the file exists
         name = wd.FINAL_MODEL if FLAGS.checkpoint == "final" else wd.BEST_MODEL
         path = os.path.join(FLAGS.workdir, name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no {name} in --workdir {FLAGS.workdir}")
-        return tf.keras.models.load_model(path, compile=False)
+        try:
+            return tf.keras.models.load_model(path, compile=False)
+        except Exception as error:  # truncated or foreign file: h5py, zipfile, Keras
+            text = str(error).strip().splitlines() or [type(error).__name__]
+            raise ValueError(
+                f"cannot load {path} ({text[0]}); is it a model train.py wrote?"
+            ) from None
     if not FLAGS.model:
         raise ValueError(
             f"give --model (one of: {', '.join(bidense.list_models())}) or --workdir"
         )
-    if FLAGS.weights and FLAGS.weights != "imagenet":
-        if not os.path.isfile(FLAGS.weights):
-            raise FileNotFoundError(f"--weights file {FLAGS.weights} does not exist")
     if FLAGS.input_size is not None:
         overrides["input_shape"] = (FLAGS.input_size, FLAGS.input_size, FLAGS.channels)
     return bidense.create_model(FLAGS.model, weights=FLAGS.weights, **overrides)
@@ -111,9 +108,12 @@ def run() -> None:
     import tensorflow as tf
 
     from bidense import export
+    from bidense.training.precision import to_float32
 
     tf.get_logger().setLevel("ERROR")  # Keras' "compiled metrics" notes on save
-    model = load_model()
+    # Mixed-precision training keeps float32 variables; export (and the parity
+    # check against the flatbuffer) runs the same graph in float32.
+    model = to_float32(load_model())
     if FLAGS.calibrate_bn > 0:
         shape = tuple(model.input_shape[1:])
         images = export.fashion_mnist_images(FLAGS.calibrate_bn, shape, offset=1000)
@@ -142,17 +142,72 @@ def run() -> None:
             f.write(text + "\n")
 
 
+def fail(message, status: int = 2) -> None:
+    """One line ``export.py: error: ...`` and exit: 2 for bad input, as train.py."""
+    text = str(message).strip()
+    line = text.splitlines()[0] if text else type(message).__name__
+    print(f"export.py: error: {line}", file=sys.stderr)
+    sys.exit(status)
+
+
+def parse_flags(argv):
+    """absl's parser, with a bad flag value as one line (absl prints two)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        fail(error)
+
+
+def check_inputs() -> None:
+    """Flag combinations and files, checked before TensorFlow even loads (~5 s).
+
+    Also refuses an unwritable --output or --report before the slow conversion.
+    """
+    if FLAGS.workdir:
+        given = [f"--{k}" for k in ("model", "weights", "input_size", *SWITCHES)]
+        given = [g for g in given if FLAGS[g[2:]].value is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} cannot be combined with --workdir: a trained "
+                "model is exported as it was trained"
+            )
+        name = MODEL_FILES[FLAGS.checkpoint]
+        if not os.path.isdir(FLAGS.workdir):
+            raise FileNotFoundError(
+                f"no {name} in --workdir {FLAGS.workdir} (no such directory)"
+            )
+        if not os.path.isfile(os.path.join(FLAGS.workdir, name)):
+            raise FileNotFoundError(f"no {name} in --workdir {FLAGS.workdir}")
+    elif FLAGS.weights and FLAGS.weights != "imagenet":
+        if not os.path.isfile(FLAGS.weights):
+            raise FileNotFoundError(f"--weights file {FLAGS.weights} does not exist")
+    for flag in ("output", "report"):
+        path = FLAGS[flag].value
+        if path is None:
+            continue
+        parent = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise ValueError(f"--{flag} {path} is a directory; give a file name")
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"--{flag} {path}: no directory {parent}")
+        if not os.access(parent, os.W_OK):
+            raise PermissionError(f"--{flag} {path}: directory {parent} is read-only")
+
+
 def main(argv) -> None:
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
     if len(argv) > 1:
-        sys.exit(f"export.py: error: unexpected arguments {argv[1:]}")
+        fail(f"unexpected arguments {argv[1:]}")
     if not FLAGS.output:
-        sys.exit("export.py: error: --output is required")
+        fail("--output is required")
     try:
+        check_inputs()
         run()
     except (ValueError, OSError) as error:  # bad input: one line, no traceback
-        sys.exit(f"export.py: error: {error}")
+        # Input problems are found before anything is written; an OSError after
+        # that (disk full writing the .tflite) is not the input's fault.
+        fail(error, status=1 if getattr(error, "errno", None) == errno.ENOSPC else 2)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

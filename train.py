@@ -31,6 +31,12 @@ flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datas
 flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.")
 flags.DEFINE_string("config_file", None, "Recipe file instead of configs/<model>.py.")
 flags.DEFINE_bool("restart", False, "Delete this work dir's previous run first.")
+flags.DEFINE_bool(
+    "deterministic",
+    False,
+    "Bit-identical reruns and resumes (sets config.deterministic; slower, see "
+    "docs/reliability.md).",
+)
 flags.mark_flags_as_required(["model", "workdir"])
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -51,6 +57,8 @@ def main(argv):
             CONFIG_DIR, FLAGS.model, FLAGS.dataset, FLAGS.config_file
         )
         config_lib.apply_overrides(cfg, _overrides)
+        if FLAGS.deterministic:
+            cfg.deterministic = True
         exp = experiment.setup(
             cfg,
             FLAGS.workdir,
@@ -62,14 +70,33 @@ def main(argv):
         )
     except cli.USER_ERRORS as error:
         cli.fail(PROGRAM, error)
+    except callbacks.TrainingError as error:  # e.g. no readable checkpoint
+        cli.fail(PROGRAM, error, status=1)
     replicas = exp.strategy.num_replicas_in_sync
     print(f"Training {FLAGS.model} on {replicas} replica(s)", file=sys.stderr)
     if exp.resumes:
-        print(f"Resuming from {exp.workdir / 'checkpoints'}", file=sys.stderr)
+        epoch, step = divmod(exp.start_step, exp.steps_per_epoch)
+        where = f"epoch {epoch + 1}, step {step}"
+        if epoch >= exp.config.epochs:
+            where = "training is complete; saving and evaluating only"
+        print(
+            f"Resuming from {exp.workdir / 'checkpoints'} at global step "
+            f"{exp.start_step} ({where})",
+            file=sys.stderr,
+        )
     try:
         summary = experiment.train(exp)
     except callbacks.TrainingError as error:
         cli.fail(PROGRAM, error, status=1)
+    except OSError as error:  # another write (log.csv, best.keras): disk full?
+        where = error.filename or f"into --workdir {exp.workdir}"
+        reason = error.strerror or str(error)
+        cli.fail(
+            PROGRAM,
+            f"cannot write {where} ({reason}); free disk space (or fix the "
+            "permissions) and rerun the same command to resume",
+            status=1,
+        )
     print(experiment.summary_line(summary))
 
 

@@ -38,9 +38,13 @@ if __name__ == "__main__":
     main()
 
 
-def run_cli(script, *args, examples=64, env=None, timeout=300, check=True, mock=True):
+def run_cli(
+    script, *args, examples=64, env=None, timeout=300, check=True, mock=True,
+    launcher=None,
+):  # fmt: skip
     """Runs ``script`` (train.py/evaluate.py) in a subprocess, on mock data if ``mock``.
 
+    ``launcher``: another wrapper script than this one (e.g. tests/crash_cli.py).
     Returns the CompletedProcess; with ``check`` a non-zero exit fails with stderr.
     """
     import subprocess
@@ -50,9 +54,9 @@ def run_cli(script, *args, examples=64, env=None, timeout=300, check=True, mock=
     # the script's own directory, not the cwd, starts a subprocess's sys.path.
     path = [str(REPO), *filter(None, [full_env.get("PYTHONPATH")])]
     full_env["PYTHONPATH"] = os.pathsep.join(path)
-    launcher = [str(Path(__file__).resolve())] if mock else []
+    wrapper = [str(launcher or Path(__file__).resolve())] if mock else []
     result = subprocess.run(
-        [sys.executable, *launcher, script, *map(str, args)],
+        [sys.executable, *wrapper, script, *map(str, args)],
         capture_output=True,
         text=True,
         env=full_env,

@@ -102,6 +102,37 @@ def test_pipelines_on_mock_data(tmp_path, name, shape):
         assert info.num_classes == 10 and info.image_shape == shape
 
 
+def test_training_stream_restarts_at_any_step_with_the_same_batches(tmp_path):
+    """What a resumed run relies on: batch k does not depend on where it started.
+
+    40 examples, batches of 8: a pass is 5 batches, so step 7 starts in the
+    second pass. (deterministic=False differs only in letting the parallel map
+    reorder neighbouring examples, so it is not compared exactly.)
+    """
+    cfg = dataset_cfg("cifar10", shuffle_buffer=16)  # pad-crop and flip augmentation
+    with tfds.testing.mock_data(
+        num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE
+    ):
+        builder = data.prepare("cifar10", data_dir=str(tmp_path))
+        info = data.dataset_info(builder, "train", "test")
+
+        def batches(start_step, count, seed=0):
+            ds = data.train_dataset(
+                builder, info, cfg, 8, seed, start_step=start_step, deterministic=True
+            )
+            return [(x.numpy(), y.numpy()) for x, y in ds.take(count)]
+
+        whole, resumed = batches(0, 12), batches(7, 5)
+        other_seed = batches(0, 1, seed=1)
+    for (x, y), (rx, ry) in zip(whole[7:], resumed, strict=True):
+        np.testing.assert_array_equal(rx, x)  # same examples, same augmentation
+        np.testing.assert_array_equal(ry, y)
+    # Each pass is shuffled anew, and the seed matters.
+    labels = np.concatenate([y for _, y in whole[:10]])
+    assert not np.array_equal(labels[:40], labels[40:])
+    assert not np.array_equal(whole[0][0], other_seed[0][0])
+
+
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(data.DatasetError, match="unknown TFDS dataset 'no_such_set'"):
         data.prepare("no_such_set")

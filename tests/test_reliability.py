@@ -132,6 +132,8 @@ def inputs(tmp_path_factory):
     model.save_weights(root / "resnet.h5")
     (root / "garbage.h5").write_text("not an HDF5 file")
     (root / "a_file").write_text("not a directory")
+    (root / "bad_run").mkdir()
+    (root / "bad_run" / wd.FINAL_MODEL).write_bytes(b"PK\x03\x04 truncated")
     resnet_run = root / "resnet_run"
     resnet_run.mkdir()
     cfg = config_lib.load_recipe(CONFIG_DIR, "binary_resnet_e18", "fashion_mnist")
@@ -142,6 +144,8 @@ def inputs(tmp_path_factory):
 DENSENET = ["--model", "binary_densenet28", "--dataset", "fashion_mnist"]
 TRAIN = [*DENSENET, "--config.batch_size=16"]  # the mock split has 64 examples
 EVAL_WEIGHTS = [*DENSENET, "--weights"]
+EXPORT_TO = ["--output", "{root}/model.tflite"]
+EXPORT_DENSENET = ["--model", "binary_densenet28", *EXPORT_TO]
 
 # (script, args, message in the last error line). {root} is the inputs fixture;
 # train.py cases get a fresh --workdir unless they pass their own. Cases already
@@ -182,6 +186,22 @@ BAD_INPUTS = [
     ("ablate.py", ["--study", "{root}/missing.py"], "no study file"),
     ("ablate.py", ["--study", "configs/studies/densenet_growth_vs_blocks.py",
                    "--variant", "nope", "--dry_run"], "has no variant 'nope'"),
+    ("export.py", ["--workdir", "{root}/missing_run", *EXPORT_TO],
+     "missing_run (no such directory)"),
+    ("export.py", ["--workdir", "{root}", *EXPORT_TO], "no final.keras in --workdir"),
+    ("export.py", ["--workdir", "{root}/bad_run", *EXPORT_TO],
+     "bad_run/final.keras ("),
+    ("export.py", ["--workdir", "{root}/bad_run", "--checkpoint=last", *EXPORT_TO],
+     "flag --checkpoint=last: value should be one of <final|best>"),
+    ("export.py", [*EXPORT_DENSENET, "--converter=tflite"],
+     "flag --converter=tflite: value should be one of <lean|keras>"),
+    ("export.py", [*EXPORT_DENSENET, "--parity_images=all"],
+     "flag --parity_images=all"),
+    ("export.py", ["--model", "binary_densenet28"], "--output is required"),
+    ("export.py", ["--model", "binary_densenet28", "--output", "{root}/no/m.tflite"],
+     "/no/m.tflite: no directory"),
+    ("export.py", ["--model", "binary_densenet28", "--output", "{root}"],
+     "is a directory; give a file name"),
 ]  # fmt: skip
 
 
@@ -195,7 +215,8 @@ def test_bad_input_to_an_entry_point_is_one_line_and_nonzero(
     workdir = tmp_path / "run"
     if script == "train.py" and "--workdir" not in args:
         args += ["--workdir", str(workdir)]
-    result = run_cli(script, *args, check=False, mock=script != "ablate.py")
+    mock = script in ("train.py", "evaluate.py")
+    result = run_cli(script, *args, check=False, mock=mock)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = error_lines(result.stderr)

@@ -125,6 +125,7 @@ def test_resume_restores_model_optimizer_and_position(
 
         exp = experiment.setup(cfg, tmp_path)
         assert exp.resumes
+        assert exp.start_step == resumed_at  # where the data stream starts too
         after = Snapshot()
         summary = experiment.train(exp, [after])
     assert after.start_step == resumed_at  # optimizer step (and lr schedule) restored

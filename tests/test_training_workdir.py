@@ -36,6 +36,19 @@ def test_same_config_resumes_other_config_is_refused(tmp_path):
     assert wd.check_or_init(run, changed, False, True) is True
 
 
+def test_deterministic_is_part_of_the_run_and_old_configs_still_resume(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    # A config.json from before config.deterministic existed was trained without.
+    (run / wd.CONFIG).write_text(json.dumps({"epochs": 2}))
+    wd.check_or_init(run, {"epochs": 2, "deterministic": False}, False, False)
+    with pytest.raises(config_lib.ConfigError, match="deterministic: false -> true"):
+        wd.check_or_init(run, {"epochs": 2, "deterministic": True}, False, False)
+    wd.check_or_init(run, {"epochs": 2, "deterministic": True}, True, True)
+    with pytest.raises(config_lib.ConfigError, match="deterministic: true -> false"):
+        wd.check_or_init(run, {"epochs": 2, "deterministic": False}, False, False)
+
+
 def test_restart_removes_only_bidense_artifacts(tmp_path):
     run = tmp_path / "run"
     wd.check_or_init(run, {"epochs": 1}, False, True)

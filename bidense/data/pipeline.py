@@ -47,17 +47,73 @@ def count_examples(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
 
 
-def train_dataset(builder, info, cfg_dataset, batch_size: int, seed: int):
-    """Infinite, shuffled, augmented, batched training stream."""
-    ds = sources.read(builder, cfg_dataset.train_split, shuffle_files=True, seed=seed)
+# Passes over the training split the stream can make: effectively infinite.
+_MAX_PASSES = 2**40
+
+
+def train_dataset(
+    builder,
+    info,
+    cfg_dataset,
+    batch_size: int,
+    seed: int,
+    *,
+    num_examples: int | None = None,
+    start_step: int = 0,
+    deterministic: bool = False,
+):
+    """Infinite, shuffled, augmented, batched training stream, from ``start_step``.
+
+    The stream is a function of ``seed`` and the position in it: pass ``p`` over
+    the split is shuffled with a seed derived from (seed, p), and the ``i``-th
+    example of the stream is augmented with stateless random ops keyed by
+    (seed, i). A resumed run (Keras restores model, optimizer and step, not the
+    tf.data position) therefore starts at batch ``start_step`` by skipping whole
+    passes for free and the rest of one pass before the augmentation (cheap:
+    shuffling cached images), and sees the batches the uninterrupted run saw.
+
+    ``deterministic`` also keeps the parallel map's output order (else the map
+    may reorder examples within its parallel window for speed, so batch contents
+    depend on thread timing). ``num_examples`` is the split's size (counted if
+    None).
+    """
+    n = num_examples or info.train_examples
+    if not n:
+        n = count_examples(builder.as_dataset(split=cfg_dataset.train_split))
+    # The same file order in every pass (TFDS would reshuffle it per iterator,
+    # i.e. differently after a resume); the example shuffle below varies per pass.
+    ds = sources.read(
+        builder, cfg_dataset.train_split, shuffle_files=True, seed=seed,
+        reshuffle=False,
+    )  # fmt: skip
     if _should_cache(cfg_dataset.cache, info.image_shape, info.train_examples):
         ds = ds.cache()
-    ds = ds.shuffle(
-        cfg_dataset.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
-    )
-    ds = ds.repeat()
+    buffer = cfg_dataset.shuffle_buffer
+
+    def one_pass(p):
+        # A distinct shuffle seed per pass, as a tensor (p is one). TensorFlow
+        # pairs an op seed with the graph-level seed and, if that is 0 (--seed 0),
+        # tests `op_seed == 0` in Python, which a symbolic tensor cannot answer.
+        # Inside this traced function set_random_seed sets only the function
+        # graph's seed (not the process's), so any nonzero constant will do.
+        tf.compat.v1.set_random_seed(0x5EED)
+        order = ds.shuffle(
+            buffer, seed=seed * 1_000_003 + p, reshuffle_each_iteration=False
+        )
+        return tf.data.Dataset.zip(tf.data.Dataset.range(p * n, (p + 1) * n), order)
+
+    first_pass, offset = divmod(start_step * batch_size, n)
+    ds = tf.data.Dataset.range(first_pass, _MAX_PASSES).flat_map(one_pass)
+    ds = ds.skip(offset)  # before the (expensive) augmentation
     preprocess = preprocessing.make_preprocess_fn(cfg_dataset, info.image_shape, True)
-    ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=False)
+    key = tf.constant([seed, 0x5EED], tf.int64)
+
+    def augment(index, example):
+        image, label = example
+        rng = tf.random.experimental.stateless_fold_in(key, index)
+        return preprocess(image, label, rng=rng)
+
+    ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     # drop_remainder keeps every step's shapes static (one XLA compilation).
     ds = ds.batch(batch_size, drop_remainder=True)
     return ds.prefetch(AUTOTUNE).with_options(_options())

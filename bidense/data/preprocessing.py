@@ -10,6 +10,13 @@
   (MNIST, Fashion-MNIST): they keep their native size and single channel, and the
   models pick their CIFAR stem for inputs this small.
 
+Training augmentation draws its randomness either from TensorFlow's stateful
+random ops (``rng=None``) or, given a per-example key ``rng`` (shape [2] int64),
+from stateless ops: the training pipeline keys them by (seed, position in the
+stream), so an example's augmentation does not depend on how many examples were
+drawn before it in this process, which is what lets a resumed run see the same
+augmented batches as an uninterrupted one (``--deterministic``).
+
 Normalisation subtracts a per-channel mean and divides by a per-channel std (the
 dataset's own statistics where known, else maps [0, 255] to [-1, 1]), so the
 first binary layer sees zero-centred inputs.
@@ -68,11 +75,24 @@ def normalize(image, dataset_name: str):
     return (tf.cast(image, tf.float32) - mean) / std
 
 
-def imagenet_train(image, size):
+def _keys(rng, n: int):
+    """``n`` independent stateless seeds from one key (None stays None)."""
+    if rng is None:
+        return [None] * n
+    return tf.unstack(tf.random.experimental.stateless_split(rng, num=n))
+
+
+def _flip(image, rng):
+    if rng is None:
+        return tf.image.random_flip_left_right(image)
+    return tf.image.stateless_random_flip_left_right(image, seed=rng)
+
+
+def imagenet_train(image, size, rng=None):
     """Random-resized crop + flip, as larq-zoo trains ImageNet."""
     bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4])
-    begin, crop_size, _ = tf.image.sample_distorted_bounding_box(
-        tf.shape(image),
+    box_rng, flip_rng = _keys(rng, 2)
+    box_args = dict(
         bounding_boxes=bbox,
         min_object_covered=0.1,
         aspect_ratio_range=(3 / 4, 4 / 3),
@@ -80,9 +100,16 @@ def imagenet_train(image, size):
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )
+    if rng is None:
+        box = tf.image.sample_distorted_bounding_box(tf.shape(image), **box_args)
+    else:
+        box = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image), seed=box_rng, **box_args
+        )
+    begin, crop_size, _ = box
     image = tf.slice(image, begin, crop_size)
     image = tf.image.resize(image, size, method="bicubic")
-    image = tf.image.random_flip_left_right(image)
+    image = _flip(image, flip_rng)
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
@@ -99,16 +126,21 @@ def imagenet_eval(image, size, crop_fraction=0.875):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def pad_crop_train(image, size, padding: int, flip: bool):
+def pad_crop_train(image, size, padding: int, flip: bool, rng=None):
     """Pad-and-random-crop (+ flip) on small images (CIFAR recipe)."""
     image = tf.cast(image, tf.float32)
+    crop_rng, flip_rng = _keys(rng, 2)
     if tuple(image.shape[:2]) != tuple(size):
         image = tf.image.resize(image, size, method="bilinear")
     if padding:
         image = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
-        image = tf.image.random_crop(image, [size[0], size[1], image.shape[-1]])
+        crop = [size[0], size[1], image.shape[-1]]
+        if rng is None:
+            image = tf.image.random_crop(image, crop)
+        else:
+            image = tf.image.stateless_random_crop(image, crop, seed=crop_rng)
     if flip:
-        image = tf.image.random_flip_left_right(image)
+        image = _flip(image, flip_rng)
     return image
 
 
@@ -120,19 +152,24 @@ def pad_crop_eval(image, size):
 
 
 def make_preprocess_fn(cfg_dataset, image_shape, training: bool):
-    """Returns ``f(image, label) -> (float image, label)`` for ``tf.data.map``."""
+    """Returns ``f(image, label, rng=None) -> (float image, label)`` for ``map``.
+
+    ``rng`` (training only): a stateless key for the augmentation, see above.
+    """
     kind = choose_preprocessing(cfg_dataset.preprocessing, image_shape)
     size = output_size(kind, cfg_dataset.image_size, image_shape)
     name = cfg_dataset.name
 
-    def preprocess(image, label):
+    def preprocess(image, label, rng=None):
         if kind == "imagenet":
-            image = (imagenet_train if training else imagenet_eval)(
-                tf.cast(image, tf.float32), size
-            )
+            image = tf.cast(image, tf.float32)
+            if training:
+                image = imagenet_train(image, size, rng)
+            else:
+                image = imagenet_eval(image, size)
         elif training:
             image = pad_crop_train(
-                image, size, cfg_dataset.crop_padding, cfg_dataset.flip
+                image, size, cfg_dataset.crop_padding, cfg_dataset.flip, rng
             )
         else:
             image = pad_crop_eval(image, size)

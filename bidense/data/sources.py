@@ -105,9 +105,18 @@ def _num_examples(builder, split: str) -> int | None:
         return None  # unknown (e.g. tfds.testing.mock_data); counted later
 
 
-def read(builder, split: str, shuffle_files: bool, seed: int) -> tf.data.Dataset:
-    """``(uint8 image, int label)`` pairs of ``split``."""
-    read_config = tfds.ReadConfig(shuffle_seed=seed)
+def read(
+    builder, split: str, shuffle_files: bool, seed: int, reshuffle: bool = True
+) -> tf.data.Dataset:
+    """``(uint8 image, int label)`` pairs of ``split``.
+
+    ``reshuffle=False`` gives every iterator the same file order: with True, the
+    order depends on how many iterators this process has made before, which a
+    resumed process does not repeat.
+    """
+    read_config = tfds.ReadConfig(
+        shuffle_seed=seed, shuffle_reshuffle_each_iteration=reshuffle
+    )
     try:
         return builder.as_dataset(
             split=split,

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from bidense.export.checks import ExportReport, FloatFallbackError, check_conversion
 from bidense.export.flatbuffer import read_ops
+from bidense.training.precision import to_float32
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,9 @@ def export_model(
         FloatFallbackError: naming every binary layer that stayed float and every
             unexpected op, unless ``allow_float_fallback``.
     """
+    # A model trained with config.precision="mixed_bfloat16" has float32 variables
+    # but bfloat16 layers; LCE's kernels and the float baseline are float32.
+    model = to_float32(model)
     flatbuffer = to_lce(model, converter)
     report = check_conversion(
         model, read_ops(flatbuffer), len(flatbuffer), predicted_size_mib(model)
@@ -155,6 +159,20 @@ def export_model(
     if report.size_warning():
         log.warning("%s: %s", model.name, report.size_warning())
     if output is not None:
-        with open(output, "wb") as f:
-            f.write(flatbuffer)
+        _write_atomic(output, flatbuffer)
     return flatbuffer, report
+
+
+def _write_atomic(path, data: bytes) -> None:
+    """Temporary file in the same directory, then a rename: a full disk or a kill
+    leaves the previous file (or none), never a truncated flatbuffer."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tflite.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

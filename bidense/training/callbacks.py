@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,30 @@ class NonFiniteLossError(TrainingError):
 
 class CorruptCheckpointError(TrainingError):
     """Checkpoints exist, but none of them can be read."""
+
+
+class WriteFailedError(TrainingError):
+    """A checkpoint or model file could not be written (disk full, permissions)."""
+
+
+def _first_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(getattr(error, "message", "") or error).strip().splitlines()
+    if not text:
+        return type(error).__name__
+    # TensorFlow's file errors read "<file>; <strerror>"; the caller names the file.
+    return re.sub(r"^\S*/\S*; ", "", text[0])
+
+
+def write_failed(path, error: BaseException, checkpoint_dir) -> WriteFailedError:
+    """The one-line error for a failed write of ``path``, saying what is kept."""
+    kept = tf.train.latest_checkpoint(str(Path(checkpoint_dir) / "chief"))
+    state = f"checkpoint {kept} is intact" if kept else "no checkpoint was written yet"
+    return WriteFailedError(
+        f"cannot write {path} ({_first_line(error)}); {state}; free disk space "
+        "(or fix the permissions) and rerun the same command to resume"
+    )
 
 
 class Backup(tf.keras.callbacks.BackupAndRestore):
@@ -76,6 +101,26 @@ class Backup(tf.keras.callbacks.BackupAndRestore):
         else:
             # Marks the epoch as complete, so a restore starts the next one.
             self._backup(epoch=epoch, batch=self._steps_per_epoch - 1)
+
+    def _backup(self, epoch, batch=0):
+        """Saves, or raises WriteFailedError leaving the previous checkpoint latest.
+
+        TensorFlow writes the shards under ``ckpt-N_temp/``, merges them into
+        ``ckpt-N.data-*`` and ``ckpt-N.index``, and only then updates the
+        ``checkpoint`` index file; a failed write (disk full) never gets that far.
+        Its leftovers are deleted, to give back the space they took.
+        """
+        manager = self._training_state.write_checkpoint_manager
+        try:
+            super()._backup(epoch, batch)
+        except (OSError, tf.errors.OpError) as error:
+            # CheckpointManager.save numbers the checkpoint before writing it.
+            prefix = Path(f"{manager._prefix}-{int(manager._checkpoint.save_counter)}")
+            if str(prefix) != manager.latest_checkpoint:
+                shutil.rmtree(f"{prefix}_temp", ignore_errors=True)
+                for path in prefix.parent.glob(f"{prefix.name}.*"):
+                    path.unlink(missing_ok=True)
+            raise write_failed(prefix, error, Path(self.backup_dir)) from None
 
 
 class Throughput(tf.keras.callbacks.Callback):
@@ -215,6 +260,46 @@ def _write_checkpoint_state(directory: Path, prefixes: list[str]) -> None:
     lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in times]
     lines.append(f"last_preserved_timestamp: {min(times) - 1.0!r}")
     wd.atomic_write_text(directory / "checkpoint", "\n".join(lines) + "\n")
+
+
+def resume_step(backup_dir, steps_per_epoch: int, every_steps: int, repair=True):
+    """The global step at which ``Model.fit`` with :class:`Backup` will resume.
+
+    0 without a checkpoint. Otherwise Keras's own rule
+    (``WorkerTrainingState.maybe_load_initial_counters_from_ckpt``), applied to
+    the epoch and batch saved in the checkpoint Backup will restore: with
+    per-step saves it resumes after the saved batch, with per-epoch saves at the
+    start of the next epoch. The training stream must start at this batch. On
+    the chief (``repair``), corrupt checkpoints are set aside first, exactly as
+    Backup does just before restoring.
+    """
+    chief = Path(backup_dir) / "chief"
+    if not chief.is_dir():
+        return 0
+    if repair:
+        prefix = use_last_good_checkpoint(chief)
+    else:
+        prefix = tf.train.latest_checkpoint(str(chief))
+    if prefix is None:
+        return 0
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        epoch, batch = (
+            int(reader.get_tensor(f"ckpt_saved_{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+            for name in ("epoch", "batch")
+        )
+    except Exception as error:  # TF raises many types (NotFound, DataLoss, ...)
+        raise CorruptCheckpointError(
+            f"cannot read the training position from {prefix} ({_first_line(error)}); "
+            "rerun with --restart to start over"
+        ) from None
+    if every_steps:
+        if batch < 0:
+            return 0
+        if batch == steps_per_epoch - 1:
+            return (epoch + 1) * steps_per_epoch
+        return epoch * steps_per_epoch + batch + 1
+    return (epoch + 1) * steps_per_epoch if epoch >= 0 else 0
 
 
 class StopOnNonFinite(tf.keras.callbacks.Callback):

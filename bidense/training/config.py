@@ -93,7 +93,14 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
     # but was 1.5-5x *slower* than TF's oneDNN kernels on this 2-core CPU for
     # ResNetE18 and BinaryDenseNet28 (docs/results.md), so it is opt-in.
     cfg.jit_compile = False
+    # "mixed_bfloat16" computes in bfloat16 with float32 variables: ~1.5x faster on
+    # CPUs with AVX512_BF16, but not the same numerics, so opt-in
+    # (bidense/training/precision.py, docs/performance.md).
+    cfg.precision = "float32"
     cfg.seed = 0
+    # Bit-identical reruns and resumes: seeds, TF op determinism, an input stream
+    # in a fixed order (train.py --deterministic; docs/reliability.md, its cost).
+    cfg.deterministic = False
     cfg.checkpoint_every_steps = 0  # 0 = only at the end of every epoch
     cfg.verbose = 1  # 0 silent, 1 progress bar, 2 one line per epoch
     return cfg

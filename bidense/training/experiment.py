@@ -19,7 +19,7 @@ import bidense
 from bidense import data
 from bidense.training import callbacks as cb
 from bidense.training import config as config_lib
-from bidense.training import schedules, strategies
+from bidense.training import precision, schedules, strategies
 from bidense.training import workdir as wd
 
 OPTIMIZERS = ("adam", "sgd")
@@ -38,6 +38,7 @@ class Experiment:
     steps_per_epoch: int
     eval_steps: int | None
     resumes: bool
+    start_step: int = 0  # global step the training stream (and Keras) resume at
 
 
 # Training keys and their types. Overrides keep the recipe's types, except that
@@ -53,7 +54,7 @@ _TYPED_KEYS = {
         "optimizer.learning_rate", "optimizer.epsilon", "schedule.decay_factor",
         "schedule.warmup_epochs", "schedule.final_fraction",
     ),
-    bool: ("jit_compile", "dataset.flip"),
+    bool: ("jit_compile", "deterministic", "dataset.flip"),
     list: ("schedule.decay_epochs",),
 }  # fmt: skip
 _TYPE_NAMES = {
@@ -97,6 +98,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             f"config.optimizer.name must be one of {', '.join(OPTIMIZERS)}, "
             f"got {cfg.optimizer.name!r}"
         )
+    if cfg.precision not in precision.PRECISIONS:
+        raise config_lib.ConfigError(
+            f"config.precision must be one of {', '.join(precision.PRECISIONS)}, "
+            f"got {cfg.precision!r}"
+        )
     if cfg.schedule.name not in ("step", "cosine", "constant"):
         raise config_lib.ConfigError(
             "config.schedule.name must be one of step, cosine, constant, "
@@ -113,13 +119,17 @@ def model_kwargs(cfg: ml_collections.ConfigDict) -> dict:
 
 
 def build_model(cfg, info: data.DatasetInfo, **extra) -> tf.keras.Model:
-    """``bidense.create_model`` with the input shape and classes of the dataset."""
-    return bidense.create_model(
-        cfg.model_name,
-        input_shape=data.model_input_shape(info, cfg.dataset),
-        num_classes=info.num_classes,
-        **{**model_kwargs(cfg), **extra},
-    )
+    """``bidense.create_model`` with the input shape and classes of the dataset.
+
+    The layers compute in ``config.precision`` (float32 unless opted in).
+    """
+    with precision.dtype_policy(cfg.precision):
+        return bidense.create_model(
+            cfg.model_name,
+            input_shape=data.model_input_shape(info, cfg.dataset),
+            num_classes=info.num_classes,
+            **{**model_kwargs(cfg), **extra},
+        )
 
 
 def ends_with_softmax(model: tf.keras.Model) -> bool:
@@ -179,9 +189,12 @@ def setup(
         wd.check_or_init(workdir, resolved, restart, write=False)
 
     tf.keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        # Process-wide and irreversible: every op then picks a deterministic
+        # kernel (or raises), and tf.data keeps element order.
+        tf.config.experimental.enable_op_determinism()
     builder = data.prepare(cfg.dataset.name, data_dir, manual_dir)
     info = data.dataset_info(builder, cfg.dataset.train_split, cfg.dataset.eval_split)
-    train_ds = data.train_dataset(builder, info, cfg.dataset, cfg.batch_size, cfg.seed)
     eval_ds = data.eval_dataset(builder, info, cfg.dataset, cfg.batch_size)
     train_examples = info.train_examples or data.count_examples(
         builder.as_dataset(split=cfg.dataset.train_split)
@@ -203,6 +216,24 @@ def setup(
     # ...but claim it only once everything has been validated: a config.json left
     # by a failed setup would make the corrected command need --restart.
     resumes = wd.check_or_init(workdir, resolved, restart, write=chief)
+    # Keras restores model, optimizer and position but not the tf.data iterator:
+    # the stream starts where Keras will resume (after --restart: at 0).
+    start_step = cb.resume_step(
+        workdir / wd.CHECKPOINTS,
+        steps_per_epoch,
+        cfg.checkpoint_every_steps,
+        repair=chief,
+    )
+    train_ds = data.train_dataset(
+        builder,
+        info,
+        cfg.dataset,
+        cfg.batch_size,
+        cfg.seed,
+        num_examples=train_examples,
+        start_step=start_step,
+        deterministic=cfg.deterministic,
+    )
     return Experiment(
         config=cfg,
         workdir=workdir,
@@ -215,6 +246,7 @@ def setup(
         steps_per_epoch=steps_per_epoch,
         eval_steps=cfg.eval_steps or None,
         resumes=resumes,
+        start_step=start_step,
     )
 
 
@@ -258,13 +290,20 @@ def train(exp: Experiment, extra_callbacks=()) -> dict:
         verbose=cfg.verbose,
     )
     session_seconds = time.perf_counter() - start
-    wd.save_model_atomic(exp.model, exp.outdir / wd.FINAL_MODEL)
+    final = exp.outdir / wd.FINAL_MODEL
+    try:
+        wd.save_model_atomic(exp.model, final)
+    except OSError as error:  # disk full: the last checkpoint has it all
+        raise cb.write_failed(final, error, checkpoints) from None
 
     metrics = exp.model.evaluate(
         exp.eval_ds, steps=exp.eval_steps, verbose=0, return_dict=True
     )
     summary = summarize(exp, metrics, session_seconds)
-    wd.atomic_write_text(exp.outdir / wd.SUMMARY, json.dumps(summary, indent=2))
+    try:
+        wd.atomic_write_text(exp.outdir / wd.SUMMARY, json.dumps(summary, indent=2))
+    except OSError as error:
+        raise cb.write_failed(exp.outdir / wd.SUMMARY, error, checkpoints) from None
     return summary
 
 
@@ -278,7 +317,9 @@ def summarize(exp: Experiment, metrics: dict, session_seconds: float) -> dict:
         "model": exp.config.model_name,
         "dataset": exp.config.dataset.name,
         "workdir": str(exp.workdir),
-        "epochs": len(epochs),
+        # From the step counter, not log.csv: a kill between an epoch's last
+        # checkpoint and its CSV row loses the row, not the epoch.
+        "epochs": int(exp.model.optimizer.iterations) // exp.steps_per_epoch,
         "top1": float(metrics["accuracy"]),
         "top5": float(metrics["top5"]),
         "loss": float(metrics["loss"]),

@@ -33,6 +33,9 @@ TENSORBOARD = "tensorboard"
 SUMMARY = "summary.json"
 # Config keys that do not change what is trained: a rerun may change them.
 RUNTIME_KEYS = ("verbose", "checkpoint_every_steps")
+# Keys added after work dirs already existed, with the value an older config.json
+# (which lacks them) was trained with: such a run still resumes.
+ADDED_KEYS = {"deterministic": False, "precision": "float32"}
 # Everything train.py writes; --restart removes exactly these, nothing else.
 ARTIFACTS = (
     CONFIG,
@@ -71,8 +74,12 @@ def save_model_atomic(model, path: str | Path) -> None:
     path = Path(path)
     inference = tf.keras.Model(model.inputs, model.outputs, name=model.name)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # Keras needs .keras
-    inference.save(tmp)
-    os.replace(tmp, path)
+    try:
+        inference.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a partial file (disk full) only takes space
+        raise
 
 
 def check_or_init(
@@ -97,10 +104,10 @@ def check_or_init(
                 target.unlink()
     elif config_path.exists():
         with open(config_path) as f:
-            old = json.load(f)
+            old = {**ADDED_KEYS, **json.load(f)}
         changes = [
             change
-            for change in diff(old, config)
+            for change in diff(old, {**ADDED_KEYS, **config})
             if change.split(":")[0] not in RUNTIME_KEYS
         ]
         if changes:

@@ -1,0 +1,531 @@
+"""Training speed: bidense as train.py runs it vs larq-zoo's plain fit vs the FP twin.
+
+    python benchmarks/train_speed.py                      # all groups, writes the doc
+    python benchmarks/train_speed.py --groups binary_resnet_e18:small --rounds 3 \
+        --nowrite_doc
+
+For each group (model x width; inputs 32x32x3, 10 classes, batch 64) these
+contenders are built in one process and timed in interleaved rounds, so that any
+load from other processes hits them alike:
+
+* ``larq_zoo``      larq-zoo's architecture (its own building code; the small
+                    ResNetE only changes its ``spec`` widths), compiled like
+                    larq-zoo's trainer (Adam, top-1/top-5), plain ``model.fit`` on
+                    preprocessed in-memory batches;
+* ``bidense``       what ``train.py --model M --dataset cifar10 --config.batch_size=64``
+                    builds: ``experiment.setup`` (the recipe, its optimizer and
+                    schedule, the tf.data pipeline with caching, pad-crop and flips,
+                    on TFDS mock CIFAR-10 images) and ``fit`` with train.py's per-step
+                    callback; all defaults, float32;
+* ``bidense_fp``    the same with ``--config.model.binary=false`` (the FP twin);
+* ``bidense_bf16``  opt-in ``--config.precision=mixed_bfloat16`` (changes numerics);
+* ``bidense_xla``   opt-in ``--config.jit_compile=true``.
+
+bidense's contenders set ``dataset.cache=true``: what train.py does on real
+CIFAR-10 (mock data has no known size, so ``cache="auto"`` would regenerate the
+random images in Python every epoch).
+
+A round runs each contender's ``fit`` for 1 + W steps and times steps 2..W+1 (the
+first step of every ``fit`` pays for iterator creation); W is chosen from a
+probe step so a window lasts about ``--window_seconds``. Images/s is the median
+over rounds. Evaluation throughput (``model.evaluate``, same windowing) and the
+input pipeline alone (iterating bidense's training stream) are measured after.
+Peak memory is the peak RSS of a separate process per contender that builds it
+and trains 3 steps (TensorFlow's CPU allocator has no per-model accounting).
+``--profile`` adds where bidense's training step spends its time (TF profiler, by
+op type).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list(
+    "groups",
+    [
+        "binary_resnet_e18:full",
+        "binary_resnet_e18:small",
+        "binary_densenet28:full",
+        "binary_densenet28:small",
+    ],
+    "model:width groups; width is full or small.",
+)
+flags.DEFINE_list(
+    "contenders",
+    ["larq_zoo", "bidense", "bidense_fp", "bidense_bf16", "bidense_xla"],
+    "Which contenders to time.",
+)
+flags.DEFINE_integer("rounds", 5, "Timed rounds per contender (median reported).")
+flags.DEFINE_float("window_seconds", 6.0, "Target length of one timed window.")
+flags.DEFINE_boolean("memory", True, "Measure peak RSS per contender (subprocess).")
+flags.DEFINE_boolean("profile", True, "Profile bidense's training step by op type.")
+flags.DEFINE_boolean("write_doc", True, "Write the results into docs/performance.md.")
+flags.DEFINE_string("json", None, "Also write the raw results to this JSON file.")
+flags.DEFINE_string(
+    "from_json",
+    None,
+    "Reuse the timings of an earlier --json run (e.g. to measure memory while other "
+    "work runs: peak RSS does not depend on load, images/s does).",
+)
+# Internal: run one group (or one memory probe) in a fresh process.
+flags.DEFINE_string("_group", None, "Run one group and print its JSON.")
+flags.DEFINE_string("_memory_of", None, "contender: build, train 3 steps, print RSS.")
+
+BATCH = 64
+SIZE = 32
+CLASSES = 10
+MOCK_EXAMPLES = 1024
+EVAL_BATCHES = 8
+# Small widths: the laptop recipes' ResNetE widths; BinaryDenseNet at 1/4 width.
+SMALL = {
+    "binary_resnet_e18": {"filters": (16, 32, 64, 128)},
+    "binary_densenet28": {"growth_rate": 16, "initial_filters": 16},
+}
+DOC = os.path.join(ROOT, "docs", "performance.md")
+BEGIN, END = "<!-- train_speed:begin -->", "<!-- train_speed:end -->"
+
+
+# -- contenders ---------------------------------------------------------------
+
+
+def _zoo_model(name: str, width: str):
+    import larq_zoo.literature.densenet as zoo_densenet
+    import larq_zoo.literature.resnet_e as zoo_resnet_e
+    from zookeeper import configure, factory
+
+    values = {"input_shape": (SIZE, SIZE, 3), "num_classes": CLASSES, "weights": None}
+    if name == "binary_resnet_e18":
+        factory_class = zoo_resnet_e.BinaryResNetE18Factory
+        if width == "small":
+            # larq-zoo's ResNetE hard-codes 64..512 in ``spec``; its
+            # ``initial_filters`` field alone breaks the residual adds.
+            filters = SMALL[name]["filters"]
+
+            @factory
+            class SmallResNetE18(factory_class):
+                @property
+                def spec(self):
+                    return ([2, 2, 2, 2], list(filters))
+
+            factory_class = SmallResNetE18
+            values["initial_filters"] = filters[0]
+    elif name == "binary_densenet28":
+        factory_class = zoo_densenet.BinaryDenseNet28Factory
+        if width == "small":
+            values.update(SMALL[name])
+    else:
+        raise ValueError(f"no larq-zoo counterpart configured for {name}")
+    instance = factory_class()
+    configure(instance, values)
+    return instance.build()
+
+
+class _ZooContender:
+    """larq-zoo's model with a plain ``fit`` on preprocessed in-memory batches."""
+
+    def __init__(self, name: str, width: str):
+        import numpy as np
+        import tensorflow as tf
+
+        tf.keras.utils.set_random_seed(0)
+        self.model = _zoo_model(name, width)
+        self.model.compile(
+            optimizer=tf.keras.optimizers.Adam(1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=[
+                "sparse_categorical_accuracy",
+                "sparse_top_k_categorical_accuracy",
+            ],
+        )
+        rng = np.random.default_rng(0)
+        images = rng.uniform(-1, 1, (MOCK_EXAMPLES, SIZE, SIZE, 3)).astype("float32")
+        labels = rng.integers(0, CLASSES, MOCK_EXAMPLES)
+        data = tf.data.Dataset.from_tensor_slices((images, labels))
+        self.train_ds = (
+            data.shuffle(MOCK_EXAMPLES).repeat().batch(BATCH).prefetch(tf.data.AUTOTUNE)
+        )
+        self.eval_ds = data.take(EVAL_BATCHES * BATCH).batch(BATCH).cache().repeat()
+        self.callbacks = []
+
+
+class _BidenseContender:
+    """What train.py builds (experiment.setup) on mock CIFAR-10, with overrides."""
+
+    OVERRIDES = {
+        "bidense": {},
+        "bidense_fp": {"model.binary": "false"},
+        "bidense_bf16": {"precision": "mixed_bfloat16"},
+        "bidense_xla": {"jit_compile": "true"},
+    }
+
+    def __init__(self, name: str, width: str, contender: str, workdir: str):
+        import tensorflow as tf
+
+        from bidense.training import callbacks as cb
+        from bidense.training import config as config_lib
+        from bidense.training import experiment
+
+        cfg = config_lib.load_recipe(os.path.join(ROOT, "configs"), name, "cifar10")
+        # cache=true: train.py caches real CIFAR-10 (its size is known, 150 MB);
+        # TFDS's mock data has no size, so "auto" would not, and every epoch would
+        # regenerate the random images in Python (a mock artefact, not a cost).
+        overrides = {
+            "batch_size": str(BATCH),
+            "dataset.cache": "true",
+            **self.OVERRIDES[contender],
+        }
+        if width == "small":
+            for key, value in SMALL[name].items():
+                overrides[f"model.{key}"] = json.dumps(value).replace(" ", "")
+        cfg = config_lib.apply_overrides(cfg, list(overrides.items()))
+        self.exp = experiment.setup(cfg, workdir)
+        self.model = self.exp.model
+        self.train_ds = self.exp.train_ds
+        # The model's evaluation rate, not the mock source's: the evaluation
+        # batches (preprocessed by bidense) are materialized once.
+        self.eval_ds = self.exp.eval_ds.take(EVAL_BATCHES).cache().repeat()
+        # train.py's per-step callback (the others act at epoch ends only).
+        self.callbacks = [cb.StopOnNonFinite(self.exp.steps_per_epoch, workdir)]
+        del tf
+
+
+def build_contender(contender: str, name: str, width: str, workdir: str):
+    if contender == "larq_zoo":
+        return _ZooContender(name, width)
+    return _BidenseContender(name, width, contender, workdir)
+
+
+# -- timing -------------------------------------------------------------------
+
+
+class _WindowTimer:
+    """Wall time from the end of the first batch to the end of the last."""
+
+    def __init__(self, hook: str):
+        import tensorflow as tf
+
+        timer = self
+
+        class Callback(tf.keras.callbacks.Callback):
+            def _mark(self, batch, logs=None):
+                timer.marks.append(time.perf_counter())
+
+        self.marks: list[float] = []
+        self.callback = Callback()
+        setattr(self.callback, f"on_{hook}_batch_end", self.callback._mark)
+
+    def seconds(self) -> float:
+        return self.marks[-1] - self.marks[0]
+
+
+def train_window(contender, steps: int) -> float:
+    """Images/s over steps 2..steps+1 of one ``fit`` call."""
+    timer = _WindowTimer("train")
+    contender.model.fit(
+        contender.train_ds,
+        epochs=1,
+        steps_per_epoch=steps + 1,
+        callbacks=[*contender.callbacks, timer.callback],
+        verbose=0,
+    )
+    return steps * BATCH / timer.seconds()
+
+
+def eval_window(contender, steps: int) -> float:
+    timer = _WindowTimer("test")
+    contender.model.evaluate(
+        contender.eval_ds, steps=steps + 1, callbacks=[timer.callback], verbose=0
+    )
+    return steps * BATCH / timer.seconds()
+
+
+def pipeline_rate(dataset, batches: int = 200) -> float:
+    iterator = iter(dataset)
+    for _ in range(10):  # fill the cache / shuffle buffer first
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def run_group(group: str) -> dict:
+    """Builds every contender of ``model:width`` and times them interleaved."""
+    import tensorflow_datasets as tfds
+
+    name, width = group.split(":")
+    results = {"group": group, "contenders": {}}
+    with (
+        tfds.testing.mock_data(
+            num_examples=MOCK_EXAMPLES, policy=tfds.testing.MockPolicy.USE_CODE
+        ),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        contenders, build_seconds = {}, {}
+        for index, contender in enumerate(FLAGS.contenders):
+            start = time.perf_counter()
+            built = build_contender(
+                contender, name, width, os.path.join(tmp, str(index))
+            )
+            # Warm-up: traces (and for XLA compiles) the train step; also a probe.
+            train_window(built, 1)
+            probe = train_window(built, 2)
+            build_seconds[contender] = time.perf_counter() - start
+            contenders[contender] = (built, probe)
+            print(f"  {group} {contender}: ready, probe {probe:.1f} img/s", flush=True)
+        # One window length for all: the slowest contender's ~window_seconds.
+        slowest = min(probe for _, probe in contenders.values())
+        steps = max(2, round(FLAGS.window_seconds * slowest / BATCH))
+        rates = {contender: [] for contender in contenders}
+        order = list(contenders)
+        for round_index in range(FLAGS.rounds):
+            # Rotate the order so no contender always runs right after another.
+            shift = round_index % len(order)
+            for contender in order[shift:] + order[:shift]:
+                rates[contender].append(train_window(contenders[contender][0], steps))
+        eval_rates = {contender: [] for contender in contenders}
+        eval_steps = max(2, steps * 2)
+        for _ in range(max(3, FLAGS.rounds // 2)):
+            for contender in order:
+                eval_rates[contender].append(
+                    eval_window(contenders[contender][0], eval_steps)
+                )
+        for contender in order:
+            results["contenders"][contender] = {
+                "train_images_per_second": statistics.median(rates[contender]),
+                "train_windows": rates[contender],
+                "eval_images_per_second": statistics.median(eval_rates[contender]),
+                "setup_and_warmup_seconds": build_seconds[contender],
+            }
+        results["window_steps"] = steps
+        results["eval_window_steps"] = eval_steps
+        if "bidense" in contenders:
+            results["pipeline_images_per_second"] = pipeline_rate(
+                contenders["bidense"][0].train_ds
+            )
+            if FLAGS.profile:
+                results["profile"] = profile_ops(contenders["bidense"][0], steps, tmp)
+    return results
+
+
+def profile_ops(contender, steps: int, tmp: str, top: int = 8) -> list:
+    """Share of op time per op type over ``steps`` training steps."""
+    import collections
+    import glob
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    logdir = os.path.join(tmp, "profile")
+    tf.profiler.experimental.start(logdir)
+    train_window(contender, steps)
+    tf.profiler.experimental.stop()
+    path = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[-1]
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as f:
+        space.ParseFromString(f.read())
+    by_type = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            # TensorFlow's executor threads; "python" and tf.data lines are not ops.
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                op = plane.event_metadata[event.metadata_id].name
+                if op == "ExecutorState::Process":
+                    continue
+                op_type = op.rsplit(":", 1)[-1].replace("_MklNative", "")
+                by_type[op_type] += event.duration_ps
+    total = sum(by_type.values()) or 1
+    return [[op, count / total] for op, count in by_type.most_common(top)]
+
+
+def memory_probe(spec: str) -> int:
+    """Peak RSS (KiB) of building ``contender`` and training it for 3 steps."""
+    import tensorflow_datasets as tfds
+
+    contender, name, width = spec.split(":")
+    with (
+        tfds.testing.mock_data(
+            num_examples=MOCK_EXAMPLES, policy=tfds.testing.MockPolicy.USE_CODE
+        ),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        built = build_contender(contender, name, width, tmp)
+        train_window(built, 2)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# -- driver -------------------------------------------------------------------
+
+
+def _child(args: list[str]) -> str:
+    command = [sys.executable, os.path.abspath(__file__), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _last_json(text: str):
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    flags_line = ""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            words = next(line for line in f if line.startswith("flags")).split()
+        flags_line = ", ".join(
+            w for w in ("avx2", "avx512f", "avx512_bf16") if w in words
+        )
+    import tensorflow as tf
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores ({flags_line}), Python "
+        f"{platform.python_version()}, TensorFlow {tf.__version__}"
+    )
+
+
+def render(groups: list[dict], memory: dict, command: str, load: tuple) -> str:
+    lines = [
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}  ",
+        f"Load average before / after: {load[0]:.2f} / {load[1]:.2f}",
+        "",
+        "| group | contender | train img/s | x larq-zoo | x FP twin | eval img/s "
+        "| peak RSS (MiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for group in groups:
+        found = group["contenders"]
+        zoo = found.get("larq_zoo", {}).get("train_images_per_second")
+        twin = found.get("bidense_fp", {}).get("train_images_per_second")
+        for contender, row in found.items():
+            rate = row["train_images_per_second"]
+            rss = memory.get(f"{contender}:{group['group']}")
+            cells = [
+                group["group"],
+                contender,
+                f"{rate:.1f}",
+                f"{rate / zoo:.2f}" if zoo else "",
+                f"{rate / twin:.2f}" if twin else "",
+                f"{row['eval_images_per_second']:.0f}",
+                f"{rss / 1024:.0f}" if rss else "",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Windows (images/s of every timed round, in order):", ""]
+    for group in groups:
+        for contender, row in group["contenders"].items():
+            windows = ", ".join(f"{r:.1f}" for r in row["train_windows"])
+            lines.append(
+                f"- {group['group']} {contender}: {windows} "
+                f"({group['window_steps']} steps per window)"
+            )
+    lines += [
+        "",
+        "Input pipeline alone (bidense's training stream, mock CIFAR-10):",
+        "",
+    ]
+    for group in groups:
+        if "pipeline_images_per_second" in group:
+            lines.append(
+                f"- {group['group']}: {group['pipeline_images_per_second']:.0f} img/s"
+            )
+    profiled = [g for g in groups if "profile" in g]
+    if profiled:
+        lines += ["", "Where bidense's float32 training step spends its op time:", ""]
+        for group in profiled:
+            shares = ", ".join(f"{op} {share:.0%}" for op, share in group["profile"])
+            lines.append(f"- {group['group']}: {shares}")
+    return "\n".join(lines)
+
+
+def write_doc(text: str) -> None:
+    with open(DOC) as f:
+        doc = f.read()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{DOC} lacks the {BEGIN} ... {END} markers")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(DOC, "w") as f:
+        f.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+def main(argv) -> None:
+    del argv
+    if FLAGS._group:
+        print(json.dumps(run_group(FLAGS._group)))
+        return
+    if FLAGS._memory_of:
+        print(json.dumps(memory_probe(FLAGS._memory_of)))
+        return
+    command = "python benchmarks/train_speed.py " + " ".join(sys.argv[1:])
+    load_before = os.getloadavg()[0]
+    passthrough = [
+        f"--contenders={','.join(FLAGS.contenders)}",
+        f"--rounds={FLAGS.rounds}",
+        f"--window_seconds={FLAGS.window_seconds}",
+        f"--profile={FLAGS.profile}".replace("True", "true").replace("False", "false"),
+    ]
+    groups = []
+    if FLAGS.from_json:
+        with open(FLAGS.from_json) as f:
+            earlier = json.load(f)
+        groups, command, load = earlier["groups"], earlier["command"], earlier["load"]
+    for group in [] if FLAGS.from_json else FLAGS.groups:
+        print(f"{group}: timing {', '.join(FLAGS.contenders)}", flush=True)
+        groups.append(_last_json(_child([f"--_group={group}", *passthrough])))
+        for contender, row in groups[-1]["contenders"].items():
+            print(f"  {contender}: {row['train_images_per_second']:.1f} img/s")
+    if not FLAGS.from_json:
+        load = (load_before, os.getloadavg()[0])
+    memory = {}
+    if FLAGS.memory:
+        for group in groups:
+            for contender in group["contenders"]:
+                spec = f"{contender}:{group['group']}"
+                memory[spec] = _last_json(_child([f"--_memory_of={spec}"]))
+                print(f"  peak RSS {spec}: {memory[spec] / 1024:.0f} MiB", flush=True)
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(
+                {"groups": groups, "memory": memory, "command": command, "load": load},
+                f,
+                indent=2,
+            )
+    if FLAGS.from_json:
+        command += (
+            f"` then `python benchmarks/train_speed.py --from_json={FLAGS.from_json}"
+        )
+    text = render(groups, memory, command, load)
+    print(text)
+    if FLAGS.write_doc:
+        write_doc(text)
+
+
+if __name__ == "__main__":
+    app.run(main)

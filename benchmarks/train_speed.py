@@ -19,7 +19,11 @@ load from other processes hits them alike:
                     callback; all defaults, float32;
 * ``bidense_fp``    the same with ``--config.model.binary=false`` (the FP twin);
 * ``bidense_bf16``  opt-in ``--config.precision=mixed_bfloat16`` (changes numerics);
-* ``bidense_xla``   opt-in ``--config.jit_compile=true``.
+* ``bidense_xla``   opt-in ``--config.jit_compile=true``;
+* ``bidense_pad0``  (diagnostic, not in the default list) ``model.pad_value=0.0``:
+                    larq-zoo's zero padding instead of bidense's LCE-friendly 1.0,
+                    to measure what the explicit ``Pad`` (and its ``Slice``
+                    gradient) costs in training.
 
 bidense's contenders set ``dataset.cache=true``: what train.py does on real
 CIFAR-10 (mock data has no known size, so ``cache="auto"`` would regenerate the
@@ -172,6 +176,8 @@ class _BidenseContender:
         "bidense_fp": {"model.binary": "false"},
         "bidense_bf16": {"precision": "mixed_bfloat16"},
         "bidense_xla": {"jit_compile": "true"},
+        # Diagnostic, not a default: larq-zoo's zero padding (a different model).
+        "bidense_pad0": {"model.pad_value": "0.0"},
     }
 
     def __init__(self, name: str, width: str, contender: str, workdir: str):

@@ -88,6 +88,52 @@ class HardTanh(tf.keras.layers.Layer):
         return tf.clip_by_value(inputs, -1.0, 1.0)
 
 
+@tf.keras.utils.register_keras_serializable(package="bidense")
+class PaddedQuantConv2D(lq.layers.QuantConv2D):
+    """larq's ``QuantConv2D``, trained without its ``Pad`` op when ``pad_values != 0``.
+
+    larq implements ``padding="same"`` with ``pad_values=v != 0`` as ``tf.pad`` with
+    v, then a "valid" convolution. In training, that Pad and its gradient (a
+    Slice of the input gradient) copy every activation twice: 12 % of
+    BinaryResNetE18's CPU training step (docs/performance.md measures it). A
+    convolution is linear, so
+
+        conv_valid(pad(q, v), w) = conv_same(q, w) + conv_valid(pad(0, v), w),
+
+    and the second term does not depend on the batch: one batch-1 convolution of a
+    border of v's. With +-1 inputs and weights every partial sum is an integer, so
+    the forward pass is bit-identical to larq's; gradients agree to float
+    round-off, from a different summation order (tests/test_layers.py).
+
+    Only ``training=True`` takes this path. Inference, and so the LCE export,
+    runs larq's own ``call``: the converter needs its Pad to fold ``pad_values``
+    into LceBconv2d.
+    """
+
+    def call(self, inputs, training=None):
+        if (
+            training is not True  # Python True: Keras passes it through in fit
+            or self._is_native_padding
+            or self.use_bias
+            or self.activation is not tf.keras.activations.linear
+            or not inputs.shape[1:].is_fully_defined()
+        ):
+            return super().call(inputs)
+        if self.input_quantizer:
+            inputs = self.input_quantizer(inputs)
+        with lq.context.quantized_scope(True):
+            kernel = tf.convert_to_tensor(self.kernel)  # quantized once, used twice
+        outputs = self.convolution_op(inputs, kernel)  # zero "same" padding
+        border = tf.pad(
+            tf.zeros((1, *inputs.shape[1:]), inputs.dtype),
+            self._get_padding_same(inputs),
+            constant_values=self.pad_values,
+        )
+        with lq.utils.patch_object(self, "padding", "valid"):
+            correction = self.convolution_op(border, kernel)
+        return outputs + correction
+
+
 def float_activation(activation: str, name: str):
     """The full-precision twin's nonlinearity layer."""
     if activation == "hard_tanh":
@@ -187,13 +233,17 @@ class BinarySettings:
                 kernel_initializer=kernel_initializer,
                 name=name,
             )(y)
-        y = lq.layers.QuantConv2D(
+        # Non-zero padding trains faster without its Pad op (PaddedQuantConv2D);
+        # zero padding keeps larq's class, the same graph as larq-zoo's.
+        pad_values = self.pad_value if padding == "same" else 0.0
+        conv_class = PaddedQuantConv2D if pad_values != 0.0 else lq.layers.QuantConv2D
+        y = conv_class(
             filters,
             kernel_size,
             strides=strides,
             dilation_rate=dilation_rate,
             padding=padding,
-            pad_values=self.pad_value if padding == "same" else 0.0,
+            pad_values=pad_values,
             input_quantizer=self.input_quantizer(),
             kernel_quantizer=self.kernel_quantizer(),
             kernel_constraint=lq.constraints.WeightClip(clip_value=self.clip_value),

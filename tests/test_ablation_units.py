@@ -133,6 +133,49 @@ def test_summary_means_stds_and_differences_to_the_reference(tmp_path):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
 
 
+def test_main_effects_average_paired_differences_over_the_other_axes():
+    """The paper's claims are main effects: 'scaling does not help', whatever the
+    downsampling. Each effect pairs cells that differ only in that axis."""
+    none_fp, none_bin, xnor_fp, xnor_bin = (c.name for c in grid.expand(STUDY))
+    rows = fake_rows(
+        {
+            none_fp: [0.80, 0.82],  # means 0.81 / 0.77 / 0.79 / 0.71,
+            none_bin: [0.76, 0.78],  # each with a seed variance of 0.0002
+            xnor_fp: [0.78, 0.80],
+            xnor_bin: [0.70, 0.72],
+        }
+    )
+    table = results.summarize(STUDY, grid.expand(STUDY), rows)
+    scaling, downsample = results.main_effects(STUDY, table)
+    assert (scaling["axis"], scaling["level"], scaling["reference"]) == (
+        "scaling", "xnor", "none",
+    )  # fmt: skip
+    assert scaling["pairs"] == 2
+    assert scaling["d_top1"] == pytest.approx(((0.79 - 0.81) + (0.71 - 0.77)) / 2)
+    # sqrt(2 pairs x 0.0002 x (1/2 + 1/2)) / 2 pairs
+    assert scaling["d_top1_se"] == pytest.approx(0.01)
+    assert downsample["d_top1"] == pytest.approx(((0.77 - 0.81) + (0.71 - 0.79)) / 2)
+    assert "| scaling | xnor vs none | 2 | -4.00 | 1.00 |" in results.markdown(
+        STUDY, table
+    )
+
+
+def test_one_axis_has_no_main_effects_table():
+    one_axis = STUDY.replace(
+        grid={"scaling": ["none", "xnor"]}, reference={"scaling": "none"}
+    )
+    cells = grid.expand(one_axis)
+    rows = [
+        {"cell": cell.name, **cell.labels, "seed": seed, "top1": acc, "top5": 0.99,
+         "size_mib": 0.1, "ops": 1e6}
+        for cell, accs in zip(cells, ([0.8, 0.81], [0.7, 0.72]), strict=True)
+        for seed, acc in enumerate(accs, 1)
+    ]  # fmt: skip
+    table = results.summarize(one_axis, cells, rows)
+    assert results.main_effects(one_axis, table) == []
+    assert "Main effects" not in results.markdown(one_axis, table)
+
+
 def test_finished_runs_are_skipped_and_failures_reported(tmp_path):
     cells = grid.expand(STUDY)
     runs = grid.runs(STUDY, cells, tmp_path)[:3]

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import bidense
+from bidense import layers
 from bidense.layers import BinarySettings, XnorActivationScale
 
 ALL = bidense.list_models()
@@ -305,3 +306,93 @@ def test_growth_rate_reduction_and_width_set_the_channels():
 def test_invalid_switch_values_name_the_argument_and_choices(name, switches, argument):
     with pytest.raises(ValueError, match=f"{argument}"):
         bidense.create_model(name, input_shape=(32, 32, 3), **switches)
+
+
+# -- PaddedQuantConv2D: larq's one-padded binary conv, trained without tf.pad -----
+
+
+def _padded_pair(pad_values, strides, dilation_rate, kernel_size=3):
+    kwargs = dict(
+        filters=6, kernel_size=kernel_size, strides=strides,
+        dilation_rate=dilation_rate, padding="same", pad_values=pad_values,
+        input_quantizer="ste_sign", kernel_quantizer="ste_sign", use_bias=False,
+    )  # fmt: skip
+    fast = layers.PaddedQuantConv2D(**kwargs)
+    reference = lq.layers.QuantConv2D(**kwargs)
+    x = tf.random.stateless_normal((4, 9, 9, 5), seed=(1, 2))
+    fast.build(x.shape)
+    reference.build(x.shape)
+    reference.set_weights(fast.get_weights())
+    return fast, reference, x
+
+
+@pytest.mark.parametrize(
+    "pad_values, strides, dilation_rate",
+    [(1.0, 1, 1), (1.0, 2, 1), (-1.0, 1, 1), (1.0, 1, 2)],
+)
+def test_padded_quant_conv_trains_the_same_computation_as_larqs(
+    pad_values, strides, dilation_rate
+):
+    """Forward bit-identical (integer sums); gradients equal to float round-off."""
+    fast, reference, x = _padded_pair(pad_values, strides, dilation_rate)
+    results = []
+    for layer in (fast, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * tf.range(y.shape[-1], dtype=y.dtype))
+        grad_x, grad_kernel = tape.gradient(loss, [x, layer.kernel])
+        results.append((y.numpy(), grad_x.numpy(), grad_kernel.numpy()))
+    (y, gx, gk), (y_ref, gx_ref, gk_ref) = results
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_allclose(gx, gx_ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gk, gk_ref, rtol=1e-6, atol=1e-6)
+    # The border really is one-padded (else zero padding would pass as well):
+    zero_padded = tf.nn.conv2d(
+        tf.sign(x), tf.sign(fast.kernel), strides, "SAME", dilations=dilation_rate
+    )
+    assert not np.array_equal(y, zero_padded.numpy())
+
+
+def test_padded_quant_conv_infers_with_larqs_pad_for_lce():
+    """training=False runs larq's own call: the Pad that LCE folds is in the graph."""
+    fast, _, x = _padded_pair(1.0, 1, 1)
+    graph = (
+        tf.function(lambda t: fast(t, training=False))
+        .get_concrete_function(x)
+        .graph.as_graph_def()
+    )
+    assert any(node.op in ("Pad", "PadV2") for node in graph.node)
+    training_graph = (
+        tf.function(lambda t: fast(t, training=True))
+        .get_concrete_function(x)
+        .graph.as_graph_def()
+    )
+    # In training the only Pad is the batch-1 border, not the activations'.
+    pads = [n for n in training_graph.node if n.op in ("Pad", "PadV2")]
+    assert len(pads) == 1
+
+
+def test_models_train_like_with_larqs_padded_conv(monkeypatch, tiny_switches):
+    """Three Adam steps of a BinaryDenseNet28 with and without the fast path:
+    same losses (rtol 1e-5) and same weights (atol 1e-5)."""
+    x = np.random.RandomState(0).randn(16, 28, 28, 1).astype("float32")
+    y = np.arange(16) % 10
+    runs = []
+    fast_class = layers.PaddedQuantConv2D
+    for conv_class in (fast_class, lq.layers.QuantConv2D):
+        monkeypatch.setattr(layers, "PaddedQuantConv2D", conv_class)
+        tf.keras.utils.set_random_seed(1)
+        model = bidense.create_model(
+            "binary_densenet28", input_shape=(28, 28, 1), num_classes=10,
+            **tiny_switches("binary_densenet28"),
+        )  # fmt: skip
+        model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+        losses = [model.train_on_batch(x, y) for _ in range(3)]
+        runs.append((losses, model.get_weights(), model.layers))
+    (losses, weights, fast_layers), (ref_losses, ref_weights, ref_layers) = runs
+    assert any(isinstance(la, fast_class) for la in fast_layers)
+    assert not any(isinstance(la, fast_class) for la in ref_layers)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    for a, b in zip(weights, ref_weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -111,6 +111,53 @@ def summarize(study: Study, cells: list[grid.Cell], rows: list[dict]) -> list[di
     return table
 
 
+def main_effects(study: Study, table: list[dict]) -> list[dict]:
+    """Each non-reference level of each axis against the axis' reference level,
+    averaged over the levels of the other axes (a grid with 2+ axes only).
+
+    The paper states its ablation claims this way ("scaling factors do not help",
+    whatever the downsampling and gradient). Differences are paired: for every
+    combination of the other axes' levels, cell mean minus reference-level cell
+    mean; the effect is their average. Its standard error uses the pooled
+    within-cell (seed-to-seed) variance s², as in a balanced factorial design:
+    sqrt(sum over pairs of s² (1/n_a + 1/n_b)) / pairs. NaN with single seeds.
+    """
+    axes = list(study.grid)
+    if len(axes) < 2:
+        return []
+    variances = [row["top1_std"] ** 2 for row in table if row["seeds"] > 1]
+    pooled = statistics.fmean(variances) if variances else math.nan
+    effects = []
+    for axis in axes:
+        others = [a for a in axes if a != axis]
+        cells = {(tuple(row[a] for a in others), row[axis]): row for row in table}
+        combos = list(dict.fromkeys(key for key, _ in cells))
+        reference = study.reference[axis]
+        for level in dict.fromkeys(row[axis] for row in table):
+            if level == reference:
+                continue
+            pairs = [
+                (cells[combo, level], cells[combo, reference])
+                for combo in combos
+                if (combo, level) in cells and (combo, reference) in cells
+            ]
+            if not pairs:
+                continue
+            d_top1 = statistics.fmean(a["top1_mean"] - b["top1_mean"] for a, b in pairs)
+            variance = sum(pooled * (1 / a["seeds"] + 1 / b["seeds"]) for a, b in pairs)
+            effects.append(
+                {
+                    "axis": axis,
+                    "level": level,
+                    "reference": reference,
+                    "pairs": len(pairs),
+                    "d_top1": d_top1,
+                    "d_top1_se": math.sqrt(variance) / len(pairs),
+                }
+            )
+    return effects
+
+
 def _pct(value: float, signed=False) -> str:
     if math.isnan(value):
         return "–"
@@ -142,6 +189,22 @@ def markdown(study: Study, table: list[dict]) -> str:
             "" if row["reference"] else _pct(row["d_top1_se"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    effects = main_effects(study, table)
+    if effects:
+        lines += [
+            "",
+            "Main effects (each level against the reference level, averaged over "
+            "the other axes; s.e. from the pooled seed-to-seed variance):",
+            "",
+            "| axis | level vs reference | cell pairs | Δ top-1 pp | ± s.e. |",
+            "|---|---|---|---|---|",
+        ]
+        for effect in effects:
+            lines.append(
+                f"| {effect['axis']} | {effect['level']} vs {effect['reference']} "
+                f"| {effect['pairs']} | {_pct(effect['d_top1'], signed=True)} "
+                f"| {_pct(effect['d_top1_se'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -90,8 +90,8 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
     cfg.schedule.final_fraction = 0.0  # cosine: final lr as fraction of the peak
 
     # XLA compiles the train step. It keeps larq's numerics (tests/test_train.py)
-    # but was 1.5-5x *slower* than TF's oneDNN kernels on this 2-core CPU for
-    # ResNetE18 and BinaryDenseNet28 (docs/results.md), so it is opt-in.
+    # but XLA:CPU's convolutions are 2-4x *slower* than TF's oneDNN kernels for
+    # ResNetE18 and BinaryDenseNet28 (docs/performance.md), so it is opt-in.
     cfg.jit_compile = False
     # "mixed_bfloat16" computes in bfloat16 with float32 variables: ~1.5x faster on
     # CPUs with AVX512_BF16, but not the same numerics, so opt-in

@@ -119,6 +119,9 @@ class PaddedQuantConv2D(lq.layers.QuantConv2D):
             or not inputs.shape[1:].is_fully_defined()
         ):
             return super().call(inputs)
+        return self._call_without_pad(inputs)
+
+    def _call_without_pad(self, inputs):
         if self.input_quantizer:
             inputs = self.input_quantizer(inputs)
         with lq.context.quantized_scope(True):

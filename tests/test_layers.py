@@ -380,6 +380,14 @@ def test_models_train_like_with_larqs_padded_conv(monkeypatch, tiny_switches):
     y = np.arange(16) % 10
     runs = []
     fast_class = layers.PaddedQuantConv2D
+    fast_calls = []  # traced calls of the Pad-free path: fit must take it
+    original = fast_class._call_without_pad
+
+    def counting(self, inputs):
+        fast_calls.append(self.name)
+        return original(self, inputs)
+
+    monkeypatch.setattr(fast_class, "_call_without_pad", counting)
     for conv_class in (fast_class, lq.layers.QuantConv2D):
         monkeypatch.setattr(layers, "PaddedQuantConv2D", conv_class)
         tf.keras.utils.set_random_seed(1)
@@ -391,7 +399,8 @@ def test_models_train_like_with_larqs_padded_conv(monkeypatch, tiny_switches):
         losses = [model.train_on_batch(x, y) for _ in range(3)]
         runs.append((losses, model.get_weights(), model.layers))
     (losses, weights, fast_layers), (ref_losses, ref_weights, ref_layers) = runs
-    assert any(isinstance(la, fast_class) for la in fast_layers)
+    fast_convs = [la.name for la in fast_layers if isinstance(la, fast_class)]
+    assert fast_convs and set(fast_calls) == set(fast_convs)
     assert not any(isinstance(la, fast_class) for la in ref_layers)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
     for a, b in zip(weights, ref_weights, strict=True):

@@ -322,7 +322,7 @@ class StopOnNonFinite(tf.keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is None or math.isfinite(float(loss)):
             return
-        step = int(self.model.optimizer.iterations)
+        step = int(tf.keras.backend.get_value(self.model.optimizer.iterations))
         kept = tf.train.latest_checkpoint(str(self.checkpoint_dir / "chief"))
         where = f"kept the last good checkpoint {kept}" if kept else "no checkpoint yet"
         raise NonFiniteLossError(

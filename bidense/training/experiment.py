@@ -319,7 +319,10 @@ def summarize(exp: Experiment, metrics: dict, session_seconds: float) -> dict:
         "workdir": str(exp.workdir),
         # From the step counter, not log.csv: a kill between an epoch's last
         # checkpoint and its CSV row loses the row, not the epoch.
-        "epochs": int(exp.model.optimizer.iterations) // exp.steps_per_epoch,
+        # get_value: under a distribution strategy ``iterations`` is a
+        # MirroredVariable, which int() does not take.
+        "epochs": int(tf.keras.backend.get_value(exp.model.optimizer.iterations))
+        // exp.steps_per_epoch,
         "top1": float(metrics["accuracy"]),
         "top5": float(metrics["top5"]),
         "loss": float(metrics["loss"]),

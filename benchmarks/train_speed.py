@@ -181,8 +181,6 @@ class _BidenseContender:
     }
 
     def __init__(self, name: str, width: str, contender: str, workdir: str):
-        import tensorflow as tf
-
         from bidense.training import callbacks as cb
         from bidense.training import config as config_lib
         from bidense.training import experiment
@@ -208,7 +206,6 @@ class _BidenseContender:
         self.eval_ds = self.exp.eval_ds.take(EVAL_BATCHES).cache().repeat()
         # train.py's per-step callback (the others act at epoch ends only).
         self.callbacks = [cb.StopOnNonFinite(self.exp.steps_per_epoch, workdir)]
-        del tf
 
 
 def build_contender(contender: str, name: str, width: str, workdir: str):
@@ -271,18 +268,25 @@ def pipeline_rate(dataset, batches: int = 200) -> float:
     return batches * BATCH / (time.perf_counter() - start)
 
 
-def run_group(group: str) -> dict:
-    """Builds every contender of ``model:width`` and times them interleaved."""
+@contextlib.contextmanager
+def _mock_data_and_tmpdir():
+    """TFDS mock data (offline; CIFAR-10's shapes) and a scratch directory."""
     import tensorflow_datasets as tfds
 
-    name, width = group.split(":")
-    results = {"group": group, "contenders": {}}
     with (
         tfds.testing.mock_data(
             num_examples=MOCK_EXAMPLES, policy=tfds.testing.MockPolicy.USE_CODE
         ),
         tempfile.TemporaryDirectory() as tmp,
     ):
+        yield tmp
+
+
+def run_group(group: str) -> dict:
+    """Builds every contender of ``model:width`` and times them interleaved."""
+    name, width = group.split(":")
+    results = {"group": group, "contenders": {}}
+    with _mock_data_and_tmpdir() as tmp:
         contenders, build_seconds = {}, {}
         for index, contender in enumerate(FLAGS.contenders):
             start = time.perf_counter()
@@ -364,15 +368,8 @@ def profile_ops(contender, steps: int, tmp: str, top: int = 8) -> list:
 
 def memory_probe(spec: str) -> int:
     """Peak RSS (KiB) of building ``contender`` and training it for 3 steps."""
-    import tensorflow_datasets as tfds
-
     contender, name, width = spec.split(":")
-    with (
-        tfds.testing.mock_data(
-            num_examples=MOCK_EXAMPLES, policy=tfds.testing.MockPolicy.USE_CODE
-        ),
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+    with _mock_data_and_tmpdir() as tmp:
         built = build_contender(contender, name, width, tmp)
         train_window(built, 2)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -495,7 +492,7 @@ def main(argv) -> None:
         f"--contenders={','.join(FLAGS.contenders)}",
         f"--rounds={FLAGS.rounds}",
         f"--window_seconds={FLAGS.window_seconds}",
-        f"--profile={FLAGS.profile}".replace("True", "true").replace("False", "false"),
+        "--profile" if FLAGS.profile else "--noprofile",
     ]
     groups = []
     if FLAGS.from_json:

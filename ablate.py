@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 from absl import app, flags  # noqa: E402
 
 from bidense.ablation import grid, plots, results, runner, study  # noqa: E402
+from bidense.training import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("study", None, "Study file, e.g. configs/studies/NAME.py.")
@@ -50,7 +51,7 @@ def fail(message) -> None:
 
 def parse_flags(argv):
     try:
-        return FLAGS(argv)
+        return cli.parse_absl_flags(argv)
     except flags.Error as error:
         fail(error)
 
@@ -79,9 +80,8 @@ def setup():
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+        cli.check_no_extra_args(argv)
         spec, variant, cells, workdir = setup()
     except (study.StudyError, ValueError, FileNotFoundError) as error:
         fail(error)

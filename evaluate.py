@@ -53,8 +53,7 @@ parse_flags = cli.override_parser(PROGRAM, _overrides)
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens
     try:
-        if len(argv) > 1:
-            raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+        cli.check_no_extra_args(argv)
         if FLAGS.model:
             cli.check_model_name(FLAGS.model)
         row = evaluation.run(

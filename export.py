@@ -156,6 +156,12 @@ def parse_flags(argv):
         return FLAGS(argv)
     except flags.Error as error:
         fail(error)
+    except RecursionError:
+        # absl's "did you mean" recurses once per character of an unknown flag
+        # (bidense.training.cli.parse_absl_flags explains; importing it here
+        # would load TensorFlow before the flags are checked).
+        longest = max((arg for arg in argv[1:] if arg.startswith("-")), key=len)
+        fail(f"unknown flag {longest[:30]}... ({len(longest)} characters); see --help")
 
 
 def check_inputs() -> None:
@@ -197,7 +203,7 @@ def check_inputs() -> None:
 def main(argv) -> None:
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
     if len(argv) > 1:
-        fail(f"unexpected arguments {argv[1:]}")
+        fail("unexpected arguments: " + " ".join(map(repr, argv[1:])))
     if not FLAGS.output:
         fail("--output is required")
     try:

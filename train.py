@@ -50,8 +50,7 @@ parse_flags = cli.override_parser(PROGRAM, _overrides)
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens
     try:
-        if len(argv) > 1:
-            raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+        cli.check_no_extra_args(argv)
         cli.check_model_name(FLAGS.model)
         cfg = config_lib.load_recipe(
             CONFIG_DIR, FLAGS.model, FLAGS.dataset, FLAGS.config_file

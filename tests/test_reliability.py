@@ -150,7 +150,14 @@ EXPORT_DENSENET = ["--model", "binary_densenet28", *EXPORT_TO]
 # (script, args, message in the last error line). {root} is the inputs fixture;
 # train.py cases get a fresh --workdir unless they pass their own. Cases already
 # in tests/test_train.py and tests/test_evaluate.py are not repeated here.
+# absl's "did you mean" recursed once per character of an unknown flag name: a
+# pasted run of dashes overflowed the stack (found by test_parsing_properties).
+HUGE_FLAG = "-" * 3000 + "1"
+
 BAD_INPUTS = [
+    ("train.py", [*TRAIN, HUGE_FLAG], "unknown flag ----"),
+    ("ablate.py", ["--study", "{root}/missing.py", HUGE_FLAG], "unknown flag ----"),
+    ("export.py", [*EXPORT_DENSENET, HUGE_FLAG], "unknown flag ----"),
     ("train.py", [*TRAIN, "--strategy", "bogus"],
      "flag --strategy=bogus: value should be one of"),
     ("train.py", [*TRAIN, "--config.model.scaling=median"],

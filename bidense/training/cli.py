@@ -22,6 +22,15 @@ def check_model_name(name: str) -> None:
         )
 
 
+def check_no_extra_args(argv: list[str]) -> None:
+    """absl leaves words it does not parse in argv: a stray word is a typo.
+
+    Each is shown with ``repr`` so the error stays one line whatever it holds.
+    """
+    if len(argv) > 1:
+        raise ValueError("unexpected arguments: " + " ".join(map(repr, argv[1:])))
+
+
 def fail(program: str, error: BaseException, status: int = 2) -> None:
     """Prints ``program: error: message`` (one line) and exits with ``status``.
 
@@ -31,6 +40,25 @@ def fail(program: str, error: BaseException, status: int = 2) -> None:
     message = text.splitlines()[0] if text else type(error).__name__
     print(f"{program}: error: {message}", file=sys.stderr)
     sys.exit(status)
+
+
+def parse_absl_flags(argv: list[str]) -> list[str]:
+    """``flags.FLAGS(argv)``, with every failure as an ``absl.flags.Error``.
+
+    For an unknown flag, absl suggests near names with a recursive edit distance
+    whose depth is the name's length: a name thousands of characters long (a
+    mistyped paste) overflows the stack with RecursionError instead of saying
+    the flag is unknown.
+    """
+    from absl import flags
+
+    try:
+        return flags.FLAGS(argv)
+    except RecursionError:
+        longest = max((arg for arg in argv[1:] if arg.startswith("-")), key=len)
+        raise flags.Error(
+            f"unknown flag {longest[:30]}... ({len(longest)} characters); see --help"
+        ) from None
 
 
 def override_parser(program: str, overrides: list):
@@ -45,7 +73,7 @@ def override_parser(program: str, overrides: list):
         try:
             rest, found = config_lib.split_overrides(argv)
             overrides.extend(found)
-            return flags.FLAGS(rest)
+            return parse_absl_flags(rest)
         except (ConfigError, flags.Error) as error:
             fail(program, error)
 

@@ -226,7 +226,10 @@ def apply_overrides(
             if node is _MISSING:
                 close = difflib.get_close_matches(key, _all_keys(cfg), n=1)
                 hint = f"; did you mean config.{close[0]}?" if close else ""
-                raise ConfigError(f"unknown config key config.{key}{hint}")
+                # repr only when needed: a pasted newline must not split the
+                # one-line error, but plain keys read better bare.
+                shown = key if key.isprintable() else repr(key)
+                raise ConfigError(f"unknown config key config.{shown}{hint}")
         if isinstance(node, ml_collections.ConfigDict):
             raise ConfigError(
                 f"config.{key} is a group; set one of its keys: "

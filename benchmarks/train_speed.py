@@ -36,8 +36,9 @@ over rounds. Evaluation throughput (``model.evaluate``, same windowing) and the
 input pipeline alone (iterating bidense's training stream) are measured after.
 Peak memory is the peak RSS of a separate process per contender that builds it
 and trains 3 steps (TensorFlow's CPU allocator has no per-model accounting).
-``--profile`` adds where bidense's training step spends its time (TF profiler, by
-op type).
+``--profile`` adds where each training step spends its time: the TF profiler's op
+time per step by op type, side by side for larq-zoo, bidense and the FP twin, so
+that every gap between them is attributed to ops.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ flags.DEFINE_list(
 flags.DEFINE_integer("rounds", 5, "Timed rounds per contender (median reported).")
 flags.DEFINE_float("window_seconds", 6.0, "Target length of one timed window.")
 flags.DEFINE_boolean("memory", True, "Measure peak RSS per contender (subprocess).")
-flags.DEFINE_boolean("profile", True, "Profile bidense's training step by op type.")
+flags.DEFINE_boolean(
+    "profile", True, "Profile the training steps (larq_zoo, bidense, bidense_fp) by op."
+)
 flags.DEFINE_boolean("write_doc", True, "Write the results into docs/performance.md.")
 flags.DEFINE_string("json", None, "Also write the raw results to this JSON file.")
 flags.DEFINE_string(
@@ -329,20 +332,32 @@ def run_group(group: str) -> dict:
             results["pipeline_images_per_second"] = pipeline_rate(
                 contenders["bidense"][0].train_ds
             )
-            if FLAGS.profile:
-                results["profile"] = profile_ops(contenders["bidense"][0], steps, tmp)
+        if FLAGS.profile:
+            results["profile"] = {
+                contender: profile_ops(contenders[contender][0], steps, tmp, contender)
+                for contender in PROFILED
+                if contender in contenders
+            }
     return results
 
 
-def profile_ops(contender, steps: int, tmp: str, top: int = 8) -> list:
-    """Share of op time per op type over ``steps`` training steps."""
+PROFILED = ("larq_zoo", "bidense", "bidense_fp")
+
+
+def profile_ops(contender, steps: int, tmp: str, tag: str) -> dict:
+    """Op time (ms per training step) by op type, over one window of ``steps``.
+
+    The sum over TensorFlow's compute threads: with 2 threads it can exceed the
+    step's wall time. oneDNN's ``_MklNative`` prefix is dropped so that op types
+    read the same with and without it.
+    """
     import collections
     import glob
 
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    logdir = os.path.join(tmp, "profile")
+    logdir = os.path.join(tmp, "profile", tag)
     tf.profiler.experimental.start(logdir)
     train_window(contender, steps)
     tf.profiler.experimental.stop()
@@ -362,8 +377,7 @@ def profile_ops(contender, steps: int, tmp: str, top: int = 8) -> list:
                     continue
                 op_type = op.rsplit(":", 1)[-1].replace("_MklNative", "")
                 by_type[op_type] += event.duration_ps
-    total = sum(by_type.values()) or 1
-    return [[op, count / total] for op, count in by_type.most_common(top)]
+    return {op: ps / 1e9 / steps for op, ps in by_type.most_common()}
 
 
 def memory_probe(spec: str) -> int:
@@ -458,13 +472,35 @@ def render(groups: list[dict], memory: dict, command: str, load: tuple) -> str:
             lines.append(
                 f"- {group['group']}: {group['pipeline_images_per_second']:.0f} img/s"
             )
-    profiled = [g for g in groups if "profile" in g]
-    if profiled:
-        lines += ["", "Where bidense's float32 training step spends its op time:", ""]
-        for group in profiled:
-            shares = ", ".join(f"{op} {share:.0%}" for op, share in group["profile"])
-            lines.append(f"- {group['group']}: {shares}")
+    for group in groups:
+        if group.get("profile"):
+            lines += ["", *render_profile(group)]
     return "\n".join(lines)
+
+
+def render_profile(group: dict, top: int = 10) -> list[str]:
+    """Op time per training step (ms, summed over compute threads) by op type."""
+    profiles = group["profile"]
+    names = list(profiles)
+    ops = sorted(
+        {op for ms in profiles.values() for op in ms},
+        key=lambda op: -max(ms.get(op, 0.0) for ms in profiles.values()),
+    )
+    lines = [
+        f"Op time per training step, {group['group']} (ms, TF profiler, summed "
+        "over compute threads):",
+        "",
+        "| op type | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for op in ops[:top]:
+        row = [f"{profiles[n].get(op, 0.0):.1f}" for n in names]
+        lines.append(f"| {op} | " + " | ".join(row) + " |")
+    rest = [sum(ms for op, ms in profiles[n].items() if op in ops[top:]) for n in names]
+    lines.append("| all other ops | " + " | ".join(f"{r:.1f}" for r in rest) + " |")
+    totals = [sum(profiles[n].values()) for n in names]
+    lines.append("| **total** | " + " | ".join(f"**{t:.1f}**" for t in totals) + " |")
+    return lines
 
 
 def write_doc(text: str) -> None:

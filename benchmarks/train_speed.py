@@ -20,6 +20,10 @@ load from other processes hits them alike:
 * ``bidense_fp``    the same with ``--config.model.binary=false`` (the FP twin);
 * ``bidense_bf16``  opt-in ``--config.precision=mixed_bfloat16`` (changes numerics);
 * ``bidense_xla``   opt-in ``--config.jit_compile=true``;
+* ``bidense_plain`` (diagnostic, not in the default list) bidense's default model
+                    trained exactly like ``larq_zoo`` (same compile, same data,
+                    plain ``fit``): splits a gap to larq-zoo into the model's
+                    share and the share of train.py's setup around it;
 * ``bidense_pad0``  (diagnostic, not in the default list) ``model.pad_value=0.0``:
                     larq-zoo's zero padding instead of bidense's LCE-friendly 1.0,
                     to measure what the explicit ``Pad`` (and its ``Slice``
@@ -143,15 +147,24 @@ def _zoo_model(name: str, width: str):
     return instance.build()
 
 
-class _ZooContender:
-    """larq-zoo's model with a plain ``fit`` on preprocessed in-memory batches."""
+def _bidense_model(name: str, width: str):
+    import bidense
 
-    def __init__(self, name: str, width: str):
+    switches = SMALL[name] if width == "small" else {}
+    return bidense.create_model(
+        name, input_shape=(SIZE, SIZE, 3), num_classes=CLASSES, **switches
+    )
+
+
+class _PlainFitContender:
+    """A model with larq-zoo's plain ``fit`` on preprocessed in-memory batches."""
+
+    def __init__(self, name: str, width: str, build_model=_zoo_model):
         import numpy as np
         import tensorflow as tf
 
         tf.keras.utils.set_random_seed(0)
-        self.model = _zoo_model(name, width)
+        self.model = build_model(name, width)
         self.model.compile(
             optimizer=tf.keras.optimizers.Adam(1e-3),
             loss="sparse_categorical_crossentropy",
@@ -213,7 +226,9 @@ class _BidenseContender:
 
 def build_contender(contender: str, name: str, width: str, workdir: str):
     if contender == "larq_zoo":
-        return _ZooContender(name, width)
+        return _PlainFitContender(name, width)
+    if contender == "bidense_plain":
+        return _PlainFitContender(name, width, build_model=_bidense_model)
     return _BidenseContender(name, width, contender, workdir)
 
 

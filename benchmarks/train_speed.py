@@ -550,6 +550,7 @@ def main(argv) -> None:
         with open(FLAGS.from_json) as f:
             earlier = json.load(f)
         groups, command, load = earlier["groups"], earlier["command"], earlier["load"]
+        memory = earlier.get("memory", {})
     for group in [] if FLAGS.from_json else FLAGS.groups:
         print(f"{group}: timing {', '.join(FLAGS.contenders)}", flush=True)
         groups.append(_last_json(_child([f"--_group={group}", *passthrough])))
@@ -557,11 +558,14 @@ def main(argv) -> None:
             print(f"  {contender}: {row['train_images_per_second']:.1f} img/s")
     if not FLAGS.from_json:
         load = (load_before, os.getloadavg()[0])
-    memory = {}
+    if not FLAGS.from_json:
+        memory = {}
     if FLAGS.memory:
         for group in groups:
             for contender in group["contenders"]:
                 spec = f"{contender}:{group['group']}"
+                if spec in memory:  # measured by the --json run
+                    continue
                 memory[spec] = _last_json(_child([f"--_memory_of={spec}"]))
                 print(f"  peak RSS {spec}: {memory[spec] / 1024:.0f} MiB", flush=True)
     if FLAGS.json:

@@ -16,6 +16,11 @@ Modules, one job each:
 * :mod:`~bidense.ablation.plots`: accuracy-vs-size and per-switch bar charts.
 """
 
-from bidense.ablation.study import Study, StudyError, load_study
+from bidense.ablation.study import (
+    PAPER_IMAGENET_ABLATION,
+    Study,
+    StudyError,
+    load_study,
+)
 
-__all__ = ["Study", "StudyError", "load_study"]
+__all__ = ["PAPER_IMAGENET_ABLATION", "Study", "StudyError", "load_study"]

@@ -14,7 +14,7 @@ here, so the architecture is the only difference.
         --variant imagenet2012
 """
 
-from bidense.ablation import Study
+from bidense.ablation import PAPER_IMAGENET_ABLATION, Study
 
 VARIANTS = {
     # Narrow twins at ~0.12-0.14 MiB on 28x28x1 inputs (the laptop recipes'
@@ -59,13 +59,7 @@ VARIANTS = {
         },
         reference={"model": "resnet_e18"},
         seeds=(1,),
-        config={
-            "epochs": 40,
-            "batch_size": 256,
-            "optimizer.learning_rate": 1e-3,
-            "schedule.decay_epochs": (34, 37),
-            "schedule.decay_factor": 0.1,
-        },
+        config=PAPER_IMAGENET_ABLATION,
         description="BinaryDenseNet vs ResNetE at equal size",
     ),
 }

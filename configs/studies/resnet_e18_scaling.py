@@ -20,7 +20,7 @@ bidense's ResNetE is the paper's E1 block (paper.md 3.1); its CIFAR-10 E1 rows a
 binary ds ApproxSign, binary ds STE, FP ds ApproxSign, FP ds STE).
 """
 
-from bidense.ablation import Study
+from bidense.ablation import PAPER_IMAGENET_ABLATION, Study
 
 GRID = {
     "scaling": ["none", "xnor"],  # "xnor" = the paper's "scaled" (XNOR-Net)
@@ -64,14 +64,7 @@ VARIANTS = {
     "imagenet2012": BASE.replace(
         dataset="imagenet2012",
         seeds=(1,),  # one seed per cell, as in the authors' logs
-        config={
-            **PAPER_CLIP,
-            "epochs": 40,
-            "batch_size": 256,  # 128 x 2 GPUs
-            "optimizer.learning_rate": 1e-3,
-            "schedule.decay_epochs": (34, 37),
-            "schedule.decay_factor": 0.1,
-        },
+        config={**PAPER_CLIP, **PAPER_IMAGENET_ABLATION},
     ),
 }
 DEFAULT = "fashion_mnist"

@@ -545,21 +545,19 @@ def main(argv) -> None:
         f"--window_seconds={FLAGS.window_seconds}",
         "--profile" if FLAGS.profile else "--noprofile",
     ]
-    groups = []
     if FLAGS.from_json:
         with open(FLAGS.from_json) as f:
             earlier = json.load(f)
         groups, command, load = earlier["groups"], earlier["command"], earlier["load"]
         memory = earlier.get("memory", {})
-    for group in [] if FLAGS.from_json else FLAGS.groups:
-        print(f"{group}: timing {', '.join(FLAGS.contenders)}", flush=True)
-        groups.append(_last_json(_child([f"--_group={group}", *passthrough])))
-        for contender, row in groups[-1]["contenders"].items():
-            print(f"  {contender}: {row['train_images_per_second']:.1f} img/s")
-    if not FLAGS.from_json:
+    else:
+        groups, memory = [], {}
+        for group in FLAGS.groups:
+            print(f"{group}: timing {', '.join(FLAGS.contenders)}", flush=True)
+            groups.append(_last_json(_child([f"--_group={group}", *passthrough])))
+            for contender, row in groups[-1]["contenders"].items():
+                print(f"  {contender}: {row['train_images_per_second']:.1f} img/s")
         load = (load_before, os.getloadavg()[0])
-    if not FLAGS.from_json:
-        memory = {}
     if FLAGS.memory:
         for group in groups:
             for contender in group["contenders"]:

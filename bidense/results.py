@@ -1,0 +1,135 @@
+"""Results tables generated from train.py work directories (one row per run).
+
+Like timm's ``results/*.csv``, a results table is data produced by runs, not
+numbers typed into a document: every row is read from a finished work dir's
+``config.json``, ``summary.json`` and ``sessions.jsonl`` (bidense.provenance),
+so each accuracy in the docs traces back to a run and the command that made it.
+Validation top-1 is the split the model was selected on; test top-1 and top-5
+are measured once, on the selected model (bidense.data.splits).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from bidense import provenance
+
+COLUMNS = (
+    "run",
+    "model",
+    "dataset",
+    "switches",
+    "recipe",
+    "precision",
+    "teacher",
+    "epochs",
+    "seed",
+    "val_top1",
+    "test_top1",
+    "test_top5",
+    "params",
+    "size_mib",
+    "wall_minutes",
+    "teacher_wall_minutes",
+    "cpu",
+    "command",
+)
+
+
+class ResultsError(ValueError):
+    """A work dir cannot become a results row; one-line message."""
+
+
+def finished_runs(roots) -> list[Path]:
+    """Every work dir with a ``summary.json`` below the given directories."""
+    found = set()
+    for root in map(Path, roots):
+        if (root / "summary.json").is_file():
+            found.add(root)
+        found.update(path.parent for path in root.rglob("summary.json"))
+    # Work dirs of non-chief workers (workers/<id>/) repeat the chief's run.
+    return sorted(path for path in found if path.parent.name != "workers")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ResultsError(f"cannot read {path} ({error})") from None
+
+
+def non_default_switches(model_config: dict, defaults: dict) -> str:
+    """``key=value`` for every model switch that differs from the builder's default."""
+    changed = []
+    for key in sorted(model_config):
+        value, default = model_config[key], defaults.get(key)
+        if isinstance(default, tuple):
+            default = list(default)
+        if key != "weights" and value != default:
+            changed.append(f"{key}={json.dumps(value, separators=(',', ''))}")
+    return " ".join(changed)
+
+
+def wall_minutes(workdir: Path) -> float | None:
+    sessions = provenance.read_sessions(workdir)
+    if not sessions:
+        return None
+    return round(sum(s["wall_seconds"] for s in sessions) / 60, 1)
+
+
+def row(workdir: str | Path, name: str | None = None) -> dict:
+    """The results row of one finished work dir."""
+    from bidense import registry
+
+    workdir = Path(workdir)
+    config = _read_json(workdir / "config.json")
+    summary = _read_json(workdir / "summary.json")
+    sessions = provenance.read_sessions(workdir)
+    teacher = (config.get("distill") or {}).get("teacher") or ""
+    teacher_minutes = None
+    if teacher and Path(teacher).is_dir():
+        teacher_minutes = wall_minutes(Path(teacher))
+    cpus = sorted({s["cpu"] for s in sessions})
+    return {
+        "run": name or workdir.name,
+        "model": config["model_name"],
+        "dataset": config["dataset"]["name"],
+        "switches": non_default_switches(
+            config["model"], registry.model_switches(config["model_name"])
+        ),
+        "recipe": sessions[0].get("recipe", "") if sessions else "",
+        "precision": config.get("precision", "float32"),
+        "teacher": Path(teacher).name if teacher else "",
+        "epochs": summary["epochs"],
+        "seed": config["seed"],
+        "val_top1": _pct(summary.get("val_top1")),
+        "test_top1": _pct(summary["test_top1"]),
+        "test_top5": _pct(summary["test_top5"]),
+        "params": summary["params"],
+        "size_mib": round(summary["size_mib"], 3),
+        "wall_minutes": wall_minutes(workdir),
+        "teacher_wall_minutes": teacher_minutes,
+        "cpu": " + ".join(cpus),
+        "command": sessions[0]["command"] if sessions else "",
+    }
+
+
+def _pct(value) -> float | None:
+    return None if value is None else round(100 * float(value), 2)
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for item in rows:
+            writer.writerow({k: "" if item[k] is None else item[k] for k in COLUMNS})
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

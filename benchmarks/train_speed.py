@@ -7,8 +7,9 @@
 The script prints its Markdown tables and edits no file unless asked:
 ``--json PATH`` keeps the raw results (re-rendered later with ``--from_json``),
 ``--write_doc PATH`` writes the tables into PATH, between the lines
-``<!-- train_speed:begin -->`` and ``<!-- train_speed:end -->`` if PATH has them,
-or as a new file; a file without those markers is never overwritten.
+``<!-- train_speed:begin -->`` and ``<!-- train_speed:end -->`` if PATH has them
+(each on a line of its own), or as a new file; a file without those lines is
+never overwritten.
 
 For each group (model x width; inputs 32x32x3, 10 classes, batch 64) these
 contenders are built in one process and timed in interleaved rounds, so that any
@@ -56,7 +57,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -69,6 +69,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from absl import app, flags  # noqa: E402
+
+from benchmarks import common  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -429,29 +431,6 @@ def _last_json(text: str):
     return json.loads(text.strip().splitlines()[-1])
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    flags_line = ""
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            words = next(line for line in f if line.startswith("flags")).split()
-        flags_line = ", ".join(
-            w for w in ("avx2", "avx512f", "avx512_bf16") if w in words
-        )
-    import tensorflow as tf
-
-    return (
-        f"{cpu}, {os.cpu_count()} cores ({flags_line}), Python "
-        f"{platform.python_version()}, TensorFlow {tf.__version__}"
-    )
-
-
 def render(
     groups: list[dict], memory: dict, command: str, load: tuple, machine_line: str
 ) -> str:
@@ -531,7 +510,7 @@ def render_profile(group: dict, top: int = 10) -> list[str]:
 
 
 def fail(message: str) -> None:
-    sys.exit(f"train_speed.py: error: {message}")
+    common.fail("train_speed.py", message)
 
 
 def check_output(flag: str, path: str) -> None:
@@ -543,15 +522,27 @@ def check_output(flag: str, path: str) -> None:
         fail(f"--{flag}={path} is a directory; pass a file")
 
 
+def marked_section(doc: str) -> tuple[list[str], list[str]] | None:
+    """(lines up to BEGIN, lines from END) of ``doc``; None unless both markers
+    stand on lines of their own, once each, in that order."""
+    lines = doc.splitlines(keepends=True)
+    begins = [i for i, line in enumerate(lines) if line.strip() == BEGIN]
+    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        return None
+    return lines[: begins[0] + 1], lines[ends[0] :]
+
+
 def check_doc_target(path: str) -> None:
     check_output("write_doc", path)
     if os.path.exists(path):
         with open(path) as f:
             doc = f.read()
-        if BEGIN not in doc or END not in doc:
+        if marked_section(doc) is None:
             fail(
-                f"--write_doc={path} exists and has no {BEGIN} ... {END} lines; "
-                "add them where the tables should go, or pass a new file"
+                f"--write_doc={path} exists without one {BEGIN} line and one {END} "
+                "line after it; add them where the tables should go, or pass a new "
+                "file"
             )
 
 
@@ -569,19 +560,17 @@ def read_results(path: str) -> dict:
 
 
 def write_doc(path: str, text: str) -> None:
-    """Puts ``text`` between the markers of ``path``, or creates ``path``.
+    """Puts ``text`` between the marker lines of ``path``, or creates ``path``.
 
     Only the marked section is replaced, so hand-written text around it (and any
     file without markers) is never touched.
     """
-    head, tail = "", "\n"
+    head, tail = [f"{BEGIN}\n"], [f"{END}\n"]
     if os.path.exists(path):
         with open(path) as f:
-            doc = f.read()
-        head, rest = doc.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+            head, tail = marked_section(f.read())
     with open(path, "w") as f:
-        f.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+        f.write("".join([*head, text, "\n", *tail]))
 
 
 def main(argv) -> None:
@@ -608,9 +597,9 @@ def main(argv) -> None:
         earlier = read_results(FLAGS.from_json)
         groups, command, load = earlier["groups"], earlier["command"], earlier["load"]
         memory = earlier.get("memory", {})
-        # The machine the timings were taken on, not the one re-rendering them
-        # (JSON files without it predate this key: fall back to this machine).
-        machine_line = earlier.get("machine") or machine()
+        # The machine the timings were taken on, not the one re-rendering them;
+        # a JSON file that does not name it is taken to come from this machine.
+        machine_line = earlier.get("machine") or common.machine()
     else:
         groups, memory = [], {}
         for group in FLAGS.groups:
@@ -619,7 +608,7 @@ def main(argv) -> None:
             for contender, row in groups[-1]["contenders"].items():
                 print(f"  {contender}: {row['train_images_per_second']:.1f} img/s")
         load = (load_before, os.getloadavg()[0])
-        machine_line = machine()
+        machine_line = common.machine()
     if FLAGS.memory:
         for group in groups:
             for contender in group["contenders"]:

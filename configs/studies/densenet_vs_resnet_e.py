@@ -1,10 +1,11 @@
 """BinaryDenseNet vs ResNetE at about equal model size.
 
 Reproduces the paper's central comparison (Bethge et al. 2019, arXiv:1906.08637;
-reference/paper.md sections 4 and 7): at ~4 MB, BinaryDenseNet28 (4.04 MiB)
-beats ResNetE18 (4.00 MiB) on ImageNet, and BinaryDenseNet37 (5.13) beats
-ResNetE34 (5.23). larq-zoo's trained weights: 60.9 vs 58.3 % and 62.9 vs the
-paper's ResNetE34 59.5-60.0 % top-1. Both families train with the same recipe
+sizes with its conventions, ``bidense.model_stats``): at ~4 MB, BinaryDenseNet28
+(4.04 MiB) beats ResNetE18 (4.00 MiB) on ImageNet, and BinaryDenseNet37 (5.13)
+beats ResNetE34 (5.23). larq-zoo's trained weights (docs.larq.dev/zoo): 60.9 vs
+58.3 % and 62.9 % against the authors' logged ResNetE34 runs' 59.5-60.0 % top-1
+(github.com/hpi-xnor/BMXNet-v2-wiki). Both families train with the same recipe
 here, so the architecture is the only difference.
 
     # reduced (2 CPU cores, real Fashion-MNIST; budget <= 90 minutes):

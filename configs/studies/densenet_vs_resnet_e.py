@@ -21,9 +21,8 @@ VARIANTS = {
     # Narrow twins at ~0.12-0.14 MiB on 28x28x1 inputs (the laptop recipes'
     # widths; tests/test_ablation_units.py checks the sizes stay within 20 %),
     # trained like those recipes (cosine, Adam 2e-3) but for one epoch instead of
-    # 5: BinaryDenseNet28 costs ~2.8x ResNetE18's CPU time per image, and one
-    # BinaryDenseNet28 epoch took ~13 minutes with the cores shared
-    # (docs/ablations.md has the measured times).
+    # 5: BinaryDenseNet28 needs ~3x ResNetE18's CPU training time, 14-17 minutes
+    # per epoch on 2 shared cores (docs/ablations.md, study 2).
     "fashion_mnist": Study(
         name="densenet_vs_resnet_e",
         model="binary_resnet_e18",

@@ -34,6 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags, logging  # noqa: E402
 
+from benchmarks import common  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
     "models", ["binary_densenet28", "binary_resnet_e18"], "Registered model names."
@@ -129,6 +131,7 @@ def main(argv) -> None:
     from bidense import export
 
     tf.get_logger().setLevel("ERROR")
+    load_before = os.getloadavg()[0]
     threads = [int(t) for t in FLAGS.threads]
     header = (
         "| model | input | variant | .tflite MiB | predicted MiB | LceBconv2d "
@@ -171,9 +174,11 @@ def main(argv) -> None:
                     slug = f"{name}_{size}_{variant.replace(' ', '_')}.tflite"
                     with open(os.path.join(FLAGS.save_dir, slug), "wb") as f:
                         f.write(flatbuffer)
+    print(f"Machine: {common.machine()}")
     print(
         f"repeats={FLAGS.repeats} (interleaved), warmup={FLAGS.warmup}, batch 1, "
-        f"median; load average at end: {os.getloadavg()[0]:.1f}\n"
+        f"median; load average before / after: {load_before:.1f} / "
+        f"{os.getloadavg()[0]:.1f}\n"
     )
     print("\n".join(rows))
     print("\nOp counts:")

@@ -1,8 +1,15 @@
 """Training speed: bidense as train.py runs it vs larq-zoo's plain fit vs the FP twin.
 
-    python benchmarks/train_speed.py                      # all groups, writes the doc
-    python benchmarks/train_speed.py --groups binary_resnet_e18:small --rounds 3 \
-        --nowrite_doc
+    python benchmarks/train_speed.py --json run.json      # all groups, prints tables
+    python benchmarks/train_speed.py --groups binary_resnet_e18:small --rounds 3
+    python benchmarks/train_speed.py --from_json run.json --nomemory  # re-render
+
+The script prints its Markdown tables and edits no file unless asked:
+``--json PATH`` keeps the raw results (re-rendered later with ``--from_json``),
+``--write_doc PATH`` writes the tables into PATH, between the lines
+``<!-- train_speed:begin -->`` and ``<!-- train_speed:end -->`` if PATH has them
+(each on a line of its own), or as a new file; a file without those lines is
+never overwritten.
 
 For each group (model x width; inputs 32x32x3, 10 classes, batch 64) these
 contenders are built in one process and timed in interleaved rounds, so that any
@@ -50,7 +57,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -63,6 +69,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from absl import app, flags  # noqa: E402
+
+from benchmarks import common  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list(
@@ -86,7 +94,12 @@ flags.DEFINE_boolean("memory", True, "Measure peak RSS per contender (subprocess
 flags.DEFINE_boolean(
     "profile", True, "Profile the training steps (larq_zoo, bidense, bidense_fp) by op."
 )
-flags.DEFINE_boolean("write_doc", True, "Write the results into docs/performance.md.")
+flags.DEFINE_string(
+    "write_doc",
+    None,
+    "Also write the tables to this Markdown file: between its train_speed:begin/end "
+    "markers, or as a new file. A file without the markers is refused.",
+)
 flags.DEFINE_string("json", None, "Also write the raw results to this JSON file.")
 flags.DEFINE_string(
     "from_json",
@@ -108,7 +121,6 @@ SMALL = {
     "binary_resnet_e18": {"filters": (16, 32, 64, 128)},
     "binary_densenet28": {"growth_rate": 16, "initial_filters": 16},
 }
-DOC = os.path.join(ROOT, "docs", "performance.md")
 BEGIN, END = "<!-- train_speed:begin -->", "<!-- train_speed:end -->"
 
 
@@ -419,33 +431,12 @@ def _last_json(text: str):
     return json.loads(text.strip().splitlines()[-1])
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    flags_line = ""
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            words = next(line for line in f if line.startswith("flags")).split()
-        flags_line = ", ".join(
-            w for w in ("avx2", "avx512f", "avx512_bf16") if w in words
-        )
-    import tensorflow as tf
-
-    return (
-        f"{cpu}, {os.cpu_count()} cores ({flags_line}), Python "
-        f"{platform.python_version()}, TensorFlow {tf.__version__}"
-    )
-
-
-def render(groups: list[dict], memory: dict, command: str, load: tuple) -> str:
+def render(
+    groups: list[dict], memory: dict, command: str, load: tuple, machine_line: str
+) -> str:
     lines = [
         f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
+        f"Machine: {machine_line}  ",
         f"Load average before / after: {load[0]:.2f} / {load[1]:.2f}",
         "",
         "| group | contender | train img/s | x larq-zoo | x FP twin | eval img/s "
@@ -518,15 +509,68 @@ def render_profile(group: dict, top: int = 10) -> list[str]:
     return lines
 
 
-def write_doc(text: str) -> None:
-    with open(DOC) as f:
-        doc = f.read()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{DOC} lacks the {BEGIN} ... {END} markers")
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    with open(DOC, "w") as f:
-        f.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+def fail(message: str) -> None:
+    common.fail("train_speed.py", message)
+
+
+def check_output(flag: str, path: str) -> None:
+    """Refuses an output path before anything is timed (a run takes many minutes)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        fail(f"--{flag}={path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        fail(f"--{flag}={path} is a directory; pass a file")
+
+
+def marked_section(doc: str) -> tuple[list[str], list[str]] | None:
+    """(lines up to BEGIN, lines from END) of ``doc``; None unless both markers
+    stand on lines of their own, once each, in that order."""
+    lines = doc.splitlines(keepends=True)
+    begins = [i for i, line in enumerate(lines) if line.strip() == BEGIN]
+    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        return None
+    return lines[: begins[0] + 1], lines[ends[0] :]
+
+
+def check_doc_target(path: str) -> None:
+    check_output("write_doc", path)
+    if os.path.exists(path):
+        with open(path) as f:
+            doc = f.read()
+        if marked_section(doc) is None:
+            fail(
+                f"--write_doc={path} exists without one {BEGIN} line and one {END} "
+                "line after it; add them where the tables should go, or pass a new "
+                "file"
+            )
+
+
+def read_results(path: str) -> dict:
+    """The results of an earlier ``--json`` run."""
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except (OSError, ValueError) as error:
+        fail(f"--from_json={path}: cannot read it as JSON ({error})")
+    keys = ("groups", "command", "load")
+    if not isinstance(results, dict) or any(key not in results for key in keys):
+        fail(f"--from_json={path} is not a --json file of this script")
+    return results
+
+
+def write_doc(path: str, text: str) -> None:
+    """Puts ``text`` between the marker lines of ``path``, or creates ``path``.
+
+    Only the marked section is replaced, so hand-written text around it (and any
+    file without markers) is never touched.
+    """
+    head, tail = [f"{BEGIN}\n"], [f"{END}\n"]
+    if os.path.exists(path):
+        with open(path) as f:
+            head, tail = marked_section(f.read())
+    with open(path, "w") as f:
+        f.write("".join([*head, text, "\n", *tail]))
 
 
 def main(argv) -> None:
@@ -537,6 +581,10 @@ def main(argv) -> None:
     if FLAGS._memory_of:
         print(json.dumps(memory_probe(FLAGS._memory_of)))
         return
+    if FLAGS.json:
+        check_output("json", FLAGS.json)
+    if FLAGS.write_doc:
+        check_doc_target(FLAGS.write_doc)
     command = "python benchmarks/train_speed.py " + " ".join(sys.argv[1:])
     load_before = os.getloadavg()[0]
     passthrough = [
@@ -546,10 +594,12 @@ def main(argv) -> None:
         "--profile" if FLAGS.profile else "--noprofile",
     ]
     if FLAGS.from_json:
-        with open(FLAGS.from_json) as f:
-            earlier = json.load(f)
+        earlier = read_results(FLAGS.from_json)
         groups, command, load = earlier["groups"], earlier["command"], earlier["load"]
         memory = earlier.get("memory", {})
+        # The machine the timings were taken on, not the one re-rendering them;
+        # a JSON file that does not name it is taken to come from this machine.
+        machine_line = earlier.get("machine") or common.machine()
     else:
         groups, memory = [], {}
         for group in FLAGS.groups:
@@ -558,6 +608,7 @@ def main(argv) -> None:
             for contender, row in groups[-1]["contenders"].items():
                 print(f"  {contender}: {row['train_images_per_second']:.1f} img/s")
         load = (load_before, os.getloadavg()[0])
+        machine_line = common.machine()
     if FLAGS.memory:
         for group in groups:
             for contender in group["contenders"]:
@@ -569,7 +620,13 @@ def main(argv) -> None:
     if FLAGS.json:
         with open(FLAGS.json, "w") as f:
             json.dump(
-                {"groups": groups, "memory": memory, "command": command, "load": load},
+                {
+                    "groups": groups,
+                    "memory": memory,
+                    "command": command,
+                    "load": load,
+                    "machine": machine_line,
+                },
                 f,
                 indent=2,
             )
@@ -577,10 +634,10 @@ def main(argv) -> None:
         command += (
             f"` then `python benchmarks/train_speed.py --from_json={FLAGS.from_json}"
         )
-    text = render(groups, memory, command, load)
+    text = render(groups, memory, command, load, machine_line)
     print(text)
     if FLAGS.write_doc:
-        write_doc(text)
+        write_doc(FLAGS.write_doc, text)
 
 
 if __name__ == "__main__":

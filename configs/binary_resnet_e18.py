@@ -9,12 +9,14 @@ fashion_mnist (default; laptop CPU, filters 16/32/64/128, 5 epochs):
 cifar10 (the paper's CIFAR-10 ablation recipe, full width; needs a GPU):
     python train.py --model binary_resnet_e18 --dataset cifar10 \
         --workdir runs/binary_resnet_e18_c10
-    Expected: not measured here; the paper's CIFAR-10 ResNetE18 (FP downsampling, STE)
-        reached 87.6 %.
+    Expected: not measured here; the authors' logged CIFAR-10 ResNetE18 runs (FP
+        downsampling, STE; github.com/hpi-xnor/BMXNet-v2-wiki) reached 87.6 % with
+        the E2 block and 86.1 % with the E1 block that bidense builds.
 imagenet2012 (larq-zoo: Adam 4e-3, 120 epochs, batch 1024, x0.3 at 70/90/110):
     python train.py --model binary_resnet_e18 --dataset imagenet2012 \
         --workdir runs/binary_resnet_e18_imagenet
-    Expected: 58.3 % top-1 / 80.8 % top-5 (larq-zoo's published weights).
+    Expected: 58.3 % top-1 / 80.8 % top-5 (larq-zoo's published weights,
+        docs.larq.dev/zoo).
 """
 
 from bidense.training import recipes

@@ -1,12 +1,13 @@
 """BinaryDenseNet: dense layers without vs with a bottleneck.
 
 Tests the paper's design rule "no bottlenecks" (Bethge et al. 2019,
-arXiv:1906.08637; reference/paper.md section 2: the authors' code sets
-``bn_size=0``). A bottleneck dense layer (DenseNet-BC) first compresses its
-input with a binary 1x1 conv to ``bottleneck * k`` channels, then applies the
-3x3 conv; the paper argues that for BNNs this squeeze cuts the information flow
-that makes DenseNets work, so it costs accuracy even though it adds layers. The
-paper's bottleneck table is [unverified] in paper.md, so this study gives the
+arXiv:1906.08637; the authors' code, github.com/hpi-xnor/BMXNet-v2-examples
+``binary_models/densenet.py``, sets ``bn_size=0``). A bottleneck dense layer
+(DenseNet-BC) first compresses its input with a binary 1x1 conv to
+``bottleneck * k`` channels, then applies the 3x3 conv; the paper argues that for
+BNNs this squeeze cuts the information flow that makes DenseNets work, so it
+costs accuracy even though it adds layers. No bottleneck numbers of the paper's
+could be checked against the authors' logged runs, so this study gives the
 claim's direction only, not a number to match.
 
 Levels: no bottleneck (the paper's choice, reference), bottleneck 2 (about the

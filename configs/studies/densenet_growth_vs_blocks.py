@@ -1,6 +1,8 @@
 """BinaryDenseNet: growth rate vs number of blocks at (about) constant size.
 
-Reproduces reference/paper.md section 6.2 (Bethge et al. 2019, arXiv:1906.08637):
+Reproduces the growth-rate-vs-blocks ablation of Bethge et al. 2019
+(arXiv:1906.08637; numbers from the authors' logged runs,
+github.com/hpi-xnor/BMXNet-v2-wiki ``Binary-Network-Results.md``):
 halve the growth rate k while doubling the dense layers per stage, which keeps
 the size about constant (ImageNet: 3.31 / 3.39 / 3.45 MB) but adds shortcuts.
 Initial filters 64, reduction (1, 1.4, 1.4), binary transitions ("no FP ds").
@@ -29,7 +31,7 @@ def shapes(k: int) -> dict:
 
 PAPER_SWITCHES = {
     "model.reduction": (1.0, 1.4, 1.4),
-    "model.downsample": "binary",  # the 6.2 runs had no FP transitions
+    "model.downsample": "binary",  # the logged runs had no FP transitions
 }
 
 VARIANTS = {
@@ -63,8 +65,8 @@ VARIANTS = {
             "epochs": 60,
             "batch_size": 256,
             "optimizer.learning_rate": 1e-3,
-            # One of the logged BDN schedules (paper.md 5.1); the one the 6.2 rows
-            # used is not recorded.
+            # One of the schedules of the authors' logged BinaryDenseNet ImageNet
+            # runs; the log does not say which one these rows used.
             "schedule.decay_epochs": (30, 40, 50),
             "schedule.decay_factor": 0.1,
         },

@@ -1,10 +1,11 @@
 """BinaryDenseNet vs ResNetE at about equal model size.
 
 Reproduces the paper's central comparison (Bethge et al. 2019, arXiv:1906.08637;
-reference/paper.md sections 4 and 7): at ~4 MB, BinaryDenseNet28 (4.04 MiB)
-beats ResNetE18 (4.00 MiB) on ImageNet, and BinaryDenseNet37 (5.13) beats
-ResNetE34 (5.23). larq-zoo's trained weights: 60.9 vs 58.3 % and 62.9 vs the
-paper's ResNetE34 59.5-60.0 % top-1. Both families train with the same recipe
+sizes with its conventions, ``bidense.model_stats``): at ~4 MB, BinaryDenseNet28
+(4.04 MiB) beats ResNetE18 (4.00 MiB) on ImageNet, and BinaryDenseNet37 (5.13)
+beats ResNetE34 (5.23). larq-zoo's trained weights (docs.larq.dev/zoo): 60.9 vs
+58.3 % and 62.9 % against the authors' logged ResNetE34 runs' 59.5-60.0 % top-1
+(github.com/hpi-xnor/BMXNet-v2-wiki). Both families train with the same recipe
 here, so the architecture is the only difference.
 
     # reduced (2 CPU cores, real Fashion-MNIST; budget <= 90 minutes):
@@ -20,9 +21,8 @@ VARIANTS = {
     # Narrow twins at ~0.12-0.14 MiB on 28x28x1 inputs (the laptop recipes'
     # widths; tests/test_ablation_units.py checks the sizes stay within 20 %),
     # trained like those recipes (cosine, Adam 2e-3) but for one epoch instead of
-    # 5: BinaryDenseNet28 costs ~2.8x ResNetE18's CPU time per image, and one
-    # BinaryDenseNet28 epoch took ~13 minutes with the cores shared
-    # (docs/ablations.md has the measured times).
+    # 5: BinaryDenseNet28 needs ~3x ResNetE18's CPU training time, 14-17 minutes
+    # per epoch on 2 shared cores (docs/ablations.md, study 2).
     "fashion_mnist": Study(
         name="densenet_vs_resnet_e",
         model="binary_resnet_e18",

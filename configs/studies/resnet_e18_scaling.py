@@ -1,11 +1,12 @@
 """ResNetE18: scaling factors x downsampling shortcut x gradient estimator.
 
 Reproduces the 2 x 2 x 2 ablation of Bethge et al. 2019 ("Back to Simplicity",
-arXiv:1906.08637), reference/paper.md section 6.1: XNOR-Net scaling factors
-("scaled") on/off, full-precision vs binary 1x1 convolution in the downsampling
-shortcut, STE vs ApproxSign. The paper's claims: scaling does not help (-0.7 to
--3.6 pp on CIFAR-10), FP downsampling helps (+0.2 to +1.2 pp), STE is at least as
-good as ApproxSign when training from scratch.
+arXiv:1906.08637; numbers from the authors' logged runs,
+github.com/hpi-xnor/BMXNet-v2-wiki ``Binary-Network-Results.md``): XNOR-Net
+scaling factors ("scaled") on/off, full-precision vs binary 1x1 convolution in the
+downsampling shortcut, STE vs ApproxSign. The paper's claims: scaling does not
+help (-0.7 to -3.6 pp on CIFAR-10), FP downsampling helps (+0.2 to +1.2 pp), STE
+is at least as good as ApproxSign when training from scratch.
 
     # reduced (2 CPU cores, real Fashion-MNIST; budget <= 90 minutes):
     python ablate.py --study configs/studies/resnet_e18_scaling.py --parallel 2
@@ -15,9 +16,11 @@ good as ApproxSign when training from scratch.
     python ablate.py --study configs/studies/resnet_e18_scaling.py \
         --variant imagenet2012
 
-bidense's ResNetE is the paper's E1 block (paper.md 3.1); its CIFAR-10 E1 rows are
-84.1 / 85.6 / 84.9 / 86.1 unscaled and 83.7 / 85.6 / 83.8 / 86.1 scaled (order:
-binary ds ApproxSign, binary ds STE, FP ds ApproxSign, FP ds STE).
+bidense's ResNetE is the E1 block of the authors' code
+(github.com/hpi-xnor/BMXNet-v2-examples ``binary_models/resnet_e.py``); the
+logged CIFAR-10 E1 rows are 84.1 / 85.6 / 84.9 / 86.1 unscaled and 83.7 / 85.6 /
+83.8 / 86.1 scaled (order: binary ds ApproxSign, binary ds STE, FP ds ApproxSign,
+FP ds STE).
 """
 
 from bidense.ablation import PAPER_IMAGENET_ABLATION, Study
@@ -29,7 +32,8 @@ GRID = {
 }
 # The paper's recommendation: no scaling, FP downsampling, plain STE.
 REFERENCE = {"scaling": "none", "downsample": "fp", "gradient": "ste"}
-# The authors cancel the activation gradient outside |x| <= 1.0 (paper.md 2), the
+# The authors cancel the activation gradient outside |x| <= 1.0 (the default
+# --clip-threshold of github.com/hpi-xnor/BMXNet-v2), the
 # support of larq's ApproxSign, so both estimators see the same range. (bidense
 # also clips latent weights to +-clip_value, a larq convention the authors skip.)
 PAPER_CLIP = {"model.clip_value": 1.0}

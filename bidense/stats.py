@@ -12,7 +12,6 @@ Bethge et al. 2019 (and the authors' ``print_summary``), following Bi-Real Net:
 
 from __future__ import annotations
 
-import larq as lq
 import numpy as np
 import tensorflow as tf
 
@@ -105,13 +104,3 @@ def _is_statistic(weight) -> bool:
     """Running statistics (outside BN layers too) that inference folds away."""
     name = weight.name.split("/")[-1]
     return name.startswith(("moving_mean", "moving_variance"))
-
-
-def summary(model: tf.keras.Model) -> None:
-    """Prints larq's per-layer summary, then the paper's totals."""
-    lq.models.summary(model)
-    stats = model_stats(model)
-    print(
-        f"{model.name}: {stats['size_mib']:.2f} MiB, {stats['ops']:.3e} OPs "
-        f"({stats['flops']:.3e} FLOPs + {stats['bops']:.3e} BOPs / 64)"
-    )

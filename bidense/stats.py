@@ -1,6 +1,7 @@
 """Model size and operation counts with the paper's conventions.
 
-Bethge et al. 2019 (and the authors' ``print_summary``), following Bi-Real Net:
+Bethge et al. 2019 (arXiv:1906.08637; the authors' ``print_summary`` in
+hpi-xnor/BMXNet-v2, ``python/mxnet/visualization.py``), following Bi-Real Net:
 - size: binary weights at 1 bit, every other parameter at 32 bit, in MiB
   (written "MB" in the paper); BatchNormalization counts 2 parameters per channel
   (its scale and offset; the moving statistics fold into them at inference);

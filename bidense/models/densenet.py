@@ -143,8 +143,8 @@ def features(inputs, cfg: dict, settings) -> tf.Tensor:
 
 DENSENET_ARGS_DOC = """\
         blocks: dense layers per stage, e.g. (6, 6, 6, 5) for BinaryDenseNet28.
-        growth_rate: filters of each binary 3x3 conv (k); default 64.
-        initial_filters: stem channels; default 64.
+        growth_rate: filters of each binary 3x3 conv (k); default {growth_rate}.
+        initial_filters: stem channels; default {initial_filters}.
         reduction: channel reduction of each transition (one number, or one per
             transition), rounded to a multiple of 32 channels.
         dilation: dilation rate per stage; a transition into a dilated stage does

@@ -66,7 +66,8 @@ class Family:
         features: ``features(inputs, cfg, settings)``, the graph from the input
             to the last feature map, before the classifier.
         head_initializer: the classifier's kernel initializer (larq-zoo's).
-        args_doc: the family's own arguments, for the builder docstring.
+        args_doc: the family's own arguments, for the builder docstring;
+            ``{switch}`` stands for that switch's default.
     """
 
     defaults: dict
@@ -238,7 +239,8 @@ def register(family: Family, model_name: str):
             f"Builds {builder.__name__} ({model_name!r}; {variant}), "
             "Bethge et al. 2019.\n\n"
             + BUILDER_DOC.format(
-                family_args=family.args_doc, clip_value=family.defaults["clip_value"]
+                family_args=family.args_doc.format(**family.defaults),
+                clip_value=family.defaults["clip_value"],
             )
         )
         builder.default_switches = family.switches(model_name)

@@ -110,7 +110,7 @@ def features(inputs, cfg: dict, settings) -> tf.Tensor:
 RESNET_E_ARGS_DOC = """\
         blocks: ResNet basic blocks per stage, each split into two one-conv blocks
             with their own shortcuts: (2, 2, 2, 2) for ResNetE18.
-        filters: channels per stage, default (64, 128, 256, 512); the stem has
+        filters: channels per stage, default {filters}; the stem has
             filters[0]. Smaller widths give CPU-sized models.
         downsample: "fp" (default; full-precision 1x1 conv in the AvgPool
             shortcut: +0.4 to +1.2 pp on CIFAR-10 in the paper) or "binary"."""

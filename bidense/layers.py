@@ -164,9 +164,12 @@ def float_activation(activation: str, name: str):
     return tf.keras.layers.Activation(activation, name=name)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class BinarySettings:
     """How every binary convolution of a model is built.
+
+    ``clip_value`` has no default here: each model family sets its own
+    (``bidense.model_switches(name)["clip_value"]``, larq-zoo's values).
 
     Attributes:
         binary: False builds the full-precision twin: the same graph with plain
@@ -191,7 +194,7 @@ class BinarySettings:
     fp_activation: str = "relu"
     scaling: str = "none"
     gradient: str = "ste"
-    clip_value: float = 1.3
+    clip_value: float
     pad_value: float = 1.0
 
     def __post_init__(self):
@@ -208,7 +211,7 @@ class BinarySettings:
         ):
             raise ValueError(
                 f"Invalid clip_value={self.clip_value!r}; use a positive number "
-                "(larq-zoo: 1.3 for BinaryDenseNet, 1.25 for ResNetE)."
+                "(each model's default, larq-zoo's, is in bidense.model_switches)."
             )
 
     # -- quantizers (fresh objects per layer: larq quantizers are Keras layers) --

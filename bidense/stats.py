@@ -1,6 +1,7 @@
 """Model size and operation counts with the paper's conventions.
 
-Bethge et al. 2019 (and the authors' ``print_summary``), following Bi-Real Net:
+Bethge et al. 2019 (arXiv:1906.08637; the authors' ``print_summary`` in
+hpi-xnor/BMXNet-v2, ``python/mxnet/visualization.py``), following Bi-Real Net:
 - size: binary weights at 1 bit, every other parameter at 32 bit, in MiB
   (written "MB" in the paper); BatchNormalization counts 2 parameters per channel
   (its scale and offset; the moving statistics fold into them at inference);
@@ -12,7 +13,6 @@ Bethge et al. 2019 (and the authors' ``print_summary``), following Bi-Real Net:
 
 from __future__ import annotations
 
-import larq as lq
 import numpy as np
 import tensorflow as tf
 
@@ -105,13 +105,3 @@ def _is_statistic(weight) -> bool:
     """Running statistics (outside BN layers too) that inference folds away."""
     name = weight.name.split("/")[-1]
     return name.startswith(("moving_mean", "moving_variance"))
-
-
-def summary(model: tf.keras.Model) -> None:
-    """Prints larq's per-layer summary, then the paper's totals."""
-    lq.models.summary(model)
-    stats = model_stats(model)
-    print(
-        f"{model.name}: {stats['size_mib']:.2f} MiB, {stats['ops']:.3e} OPs "
-        f"({stats['flops']:.3e} FLOPs + {stats['bops']:.3e} BOPs / 64)"
-    )

@@ -1,6 +1,7 @@
 """Ablation library without training: grid, names, overrides, summary, plots,
 skip logic, the shipped study files and one-line errors of ablate.py."""
 
+import ast
 import json
 import math
 import sys
@@ -25,6 +26,22 @@ STUDY = Study(
     seeds=(1, 2),
     config={"epochs": 1, "model.filters": (8, 8, 16, 16)},
 )
+
+
+def test_imports_go_one_way_from_the_grid_to_the_study():
+    """study.py defines what grid, runner, results and plots build on; it imports
+    none of them (no cycle, at module level or inside a function)."""
+    tree = ast.parse((REPO / "bidense" / "ablation" / "study.py").read_text())
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    }
+    imported |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert not [name for name in imported if name and name.startswith("bidense")]
 
 
 def test_grid_expands_in_order_with_distinct_names_and_overrides(tmp_path):

@@ -1,6 +1,7 @@
 """The registry: one snake_case name per model, used everywhere."""
 
 import inspect
+import sys
 
 import pytest
 
@@ -39,6 +40,14 @@ def test_builders_are_keyword_only_with_keras_applications_arguments(builder):
     assert "Bethge" in builder.__doc__ and "scaling" in builder.__doc__
     with pytest.raises(TypeError):
         builder((32, 32, 3))
+
+
+@pytest.mark.parametrize("builder", EXPECTED_MODELS.values())
+def test_each_builder_is_a_plain_function_found_by_its_name(builder):
+    module = sys.modules[builder.__module__]
+    assert inspect.isfunction(builder)
+    assert getattr(module, builder.__name__) is builder
+    assert f"def {builder.__name__}(" in inspect.getsource(module)
 
 
 def test_unknown_model_lists_the_valid_names():

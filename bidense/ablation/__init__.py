@@ -1,15 +1,17 @@
 """Ablation studies: a base recipe plus a grid of model switches and seeds.
 
-Bethge et al. 2019 ("Back to Simplicity", arXiv:1906.08637) is mostly ablations
-(section 6 of reference/paper.md): scaling factors, gradient estimator,
-full-precision downsampling, growth rate vs blocks, BinaryDenseNet vs ResNetE at
-equal size. This package reruns such studies through train.py, one work
-directory per cell and seed, and turns the finished runs into a results CSV, a
-summary table and plots. ``ablate.py`` is the command-line front end.
+Bethge et al. 2019 ("Back to Simplicity", arXiv:1906.08637) is mostly ablations:
+scaling factors, gradient estimator, full-precision downsampling, growth rate vs
+blocks, BinaryDenseNet vs ResNetE at equal size (the authors log the runs behind
+its tables in hpi-xnor/BMXNet-v2-wiki, ``Binary-Network-Results.md``). This
+package reruns such studies through train.py, one work directory per cell and
+seed, and turns the finished runs into a results CSV, a summary table and plots.
+``ablate.py`` is the command-line front end.
 
 Modules, one job each:
 
-* :mod:`~bidense.ablation.study`: the study definition and loading study files.
+* :mod:`~bidense.ablation.study`: the study definition, level labels, loading
+  study files.
 * :mod:`~bidense.ablation.grid`: grid expansion, cell names, train.py overrides.
 * :mod:`~bidense.ablation.runner`: running cells (skip, resume, parallel).
 * :mod:`~bidense.ablation.results`: results.csv and the mean/std summary.

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bidense.ablation.study import Study, StudyError
+from bidense.ablation.study import Study, StudyError, format_value
 
 MODEL_KEY = "model"  # in a coupled axis: switches the registered model
 
@@ -29,7 +29,7 @@ class Cell:
     @property
     def name(self) -> str:
         return "_".join(
-            f"{_safe(a)}-{_safe(label)}" for a, label in self.labels.items()
+            f"{safe_name(a)}-{safe_name(label)}" for a, label in self.labels.items()
         )
 
 
@@ -44,16 +44,9 @@ class Run:
         return f"{self.cell.name}/seed{self.seed}"
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     """Keeps names portable as directory names: letters, digits, ``._+=``."""
     return re.sub(r"[^A-Za-z0-9._+=]+", "", str(text).replace("/", "+")) or "x"
-
-
-def labels(levels) -> list[str]:
-    """The labels of one axis's levels (values themselves for a plain axis)."""
-    if isinstance(levels, dict):
-        return [str(label) for label in levels]
-    return [format_value(value) for value in levels]
 
 
 def _level_settings(axis: str, levels) -> list[tuple[str, dict]]:
@@ -149,15 +142,3 @@ def _lookup(tree: dict, dotted: str):
             return _ABSENT
         node = node[part]
     return node
-
-
-def format_value(value) -> str:
-    """A value as train.py's override parser reads it (bidense.training.config)."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        # Always list syntax: "(1)" would parse as the number 1.
-        return "[" + ",".join(format_value(v) for v in value) + "]"
-    return str(value)

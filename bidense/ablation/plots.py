@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # before pyplot: files only, works headless and in tests
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bidense.ablation.grid import _safe  # noqa: E402
+from bidense.ablation.grid import safe_name  # noqa: E402
 from bidense.ablation.study import Study  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def draw_all(study: Study, table: list[dict], outdir: str | Path) -> list[Path]:
     for axis, levels in study.grid.items():
         if len(levels) > 1:
             paths.append(
-                switch_bars(study, table, axis, outdir / f"bar_{_safe(axis)}.png")
+                switch_bars(study, table, axis, outdir / f"bar_{safe_name(axis)}.png")
             )
     return paths
 

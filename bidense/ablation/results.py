@@ -1,6 +1,6 @@
 """results.csv (one row per finished run) and the summary (mean/std over seeds).
 
-The summary mirrors the paper's ablation tables (reference/paper.md section 6):
+The summary mirrors the ablation tables of Bethge et al. 2019 (arXiv:1906.08637):
 one row per cell with top-1/top-5, size (MiB) and OPs, plus the difference of
 its mean top-1 to the reference cell and the standard error of that difference,
 so that "within noise" is something the table shows rather than a guess.
@@ -55,11 +55,6 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def read_csv(path: str | Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _std(values: list[float]) -> float:

@@ -25,9 +25,10 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-# The recipe of the paper's ImageNet ablation runs (reference/paper.md section 5.1,
-# the authors' logs): Adam 1e-3, 40 epochs, batch 256 (128 x 2 GPUs), x0.1 at
-# epochs 34 and 37. Study files spread it into their imagenet2012 config.
+# The recipe of the paper's ImageNet ablation runs, as the authors logged them
+# (hpi-xnor/BMXNet-v2-wiki, Binary-Network-Results.md): Adam 1e-3, 40 epochs,
+# batch 256 (128 x 2 GPUs), x0.1 at epochs 34 and 37. Study files spread it into
+# their imagenet2012 config.
 PAPER_IMAGENET_ABLATION = {
     "epochs": 40,
     "batch_size": 256,
@@ -121,11 +122,34 @@ def check_shape(study: Study) -> None:
             f"reference must name one level of every axis (missing: {missing}, "
             f"unknown: {unknown})"
         )
-    from bidense.ablation.grid import labels  # here to keep grid free of loading
-
     for axis, label in study.reference.items():
         if str(label) not in labels(study.grid[axis]):
             raise StudyError(
                 f"reference {axis}={label!r} is not a level of axis {axis!r} "
                 f"({', '.join(labels(study.grid[axis]))})"
             )
+
+
+# -- level labels ---------------------------------------------------------------
+# A plain axis labels each level with its value written as train.py's override
+# parser reads it, so the label of a level is also its command-line text
+# (bidense.ablation.grid builds the overrides with the same format_value).
+
+
+def labels(levels) -> list[str]:
+    """The labels of one axis's levels (values themselves for a plain axis)."""
+    if isinstance(levels, dict):
+        return [str(label) for label in levels]
+    return [format_value(value) for value in levels]
+
+
+def format_value(value) -> str:
+    """A value as train.py's override parser reads it (bidense.training.config)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        # Always list syntax: "(1)" would parse as the number 1.
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    return str(value)

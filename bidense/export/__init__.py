@@ -10,7 +10,6 @@ See docs/deployment.md for measured op tables, sizes and latencies.
 
 from bidense.export.checks import (
     EXPECTED_OPS,
-    ExportReport,
     FloatFallbackError,
     check_conversion,
     is_binary_conv,
@@ -25,6 +24,7 @@ from bidense.export.parity import (
     fashion_mnist_images,
     random_images,
 )
+from bidense.export.report import ExportReport
 
 __all__ = [
     "EXPECTED_OPS",

@@ -15,19 +15,17 @@ import tempfile
 import larq_compute_engine as lce
 import tensorflow as tf
 
-from bidense.export.checks import ExportReport, FloatFallbackError, check_conversion
+from bidense.export.checks import FloatFallbackError, check_conversion
 from bidense.export.flatbuffer import read_ops
+from bidense.export.report import ExportReport
+from bidense.stats import model_stats
 from bidense.training.precision import to_float32
 
 log = logging.getLogger(__name__)
 
 
-def predicted_size_mib(model: tf.keras.Model) -> float | None:
-    """``bidense.model_stats``' size (binary weights at 1 bit), None if unavailable."""
-    try:
-        from bidense.stats import model_stats
-    except ImportError:  # the stats module is optional for this package
-        return None
+def predicted_size_mib(model: tf.keras.Model) -> float:
+    """``bidense.model_stats``' size (binary weights at 1 bit), in MiB."""
     return model_stats(model)["size_mib"]
 
 

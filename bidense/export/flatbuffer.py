@@ -1,7 +1,7 @@
 """Reading a converted ``.tflite`` flatbuffer: which ops it runs, and on what.
 
 LCE can convert a model while silently leaving binary layers in float
-(``../shared/reference/larq.md`` section 2), so every export is inspected op by
+(larq/compute-engine#53, #744, #806), so every export is inspected op by
 op. The parser is TensorFlow's own generated flatbuffer schema; LCE's custom ops
 (``LceBconv2d``, ``LceQuantize``, ...) appear as CUSTOM ops whose name is their
 ``custom_code``.
@@ -98,7 +98,8 @@ def bconv_padding(ops: list[Op]) -> dict[str, int]:
 
     LCE's optimized ARM kernels run same-one padding (larq ``pad_values=1``)
     directly; same-zero needs an edge-correction pass and cannot fuse a following
-    ReLU or write bit-packed output (../shared/reference/larq.md, section 2).
+    ReLU or write bit-packed output (LCE docs, "Optimizing models for Larq Compute
+    Engine": docs.larq.dev/compute-engine/model_optimization_guide).
     """
     counts = collections.Counter()
     for op in ops:

@@ -1,5 +1,8 @@
 """Pieces every bidense architecture shares: input, stems, head, argument checks.
 
+The family setup that puts them together (switches, weights, Model) is in
+:mod:`bidense.models.family`.
+
 Layer names are hierarchical (``stem_conv``, ``stage2_block3_conv``,
 ``transition1_pool``, ``head_dense``) so that summaries, weight files and LCE
 graphs stay readable.
@@ -8,12 +11,11 @@ graphs stay readable.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
 import tensorflow as tf
 
-from bidense.layers import BinarySettings, check_choice
+from bidense.layers import check_choice
 
 STEMS = ("imagenet", "cifar")
 # larq-zoo's rule: a static input smaller than this gets the CIFAR stem.
@@ -73,19 +75,6 @@ def check_float_tuple(argument: str, value, length: int, minimum: float):
             f"{length} such numbers."
         )
     return values
-
-
-def binary_settings(cfg: dict, weights) -> BinarySettings:
-    """The model's BinarySettings; resolves ``pad_value=None`` in ``cfg``.
-
-    None means 1.0 (what LCE fuses best), or 0.0 with weights="imagenet" because
-    larq-zoo trained its weights with zero padding.
-    """
-    if cfg["pad_value"] is None:
-        cfg["pad_value"] = 0.0 if weights == "imagenet" else 1.0
-    return BinarySettings(
-        **{field: cfg[field] for field in BinarySettings.__dataclass_fields__}
-    )
 
 
 # -- input and stem ----------------------------------------------------------
@@ -170,6 +159,11 @@ def imagenet_stem(x, filters: int):
     return tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
 
 
+def stem(x, kind: str, filters: int):
+    """The ``kind`` ("imagenet" or "cifar") stem with ``filters`` channels."""
+    return imagenet_stem(x, filters) if kind == "imagenet" else cifar_stem(x, filters)
+
+
 def cifar_stem(x, filters: int):
     """One FP conv 3x3/1, no BN and no pooling (the authors' CIFAR stem)."""
     return tf.keras.layers.Conv2D(
@@ -213,132 +207,3 @@ def reduced_filters(channels: int, reduction: float) -> int:
     Python's round, half to even). The floor of 32 only matters for tiny widths.
     """
     return max(1, round(math.floor(channels // reduction) / 32)) * 32
-
-
-# -- model assembly ------------------------------------------------------------
-
-BUILDER_ARGS = ("input_shape", "input_tensor", "include_top", "weights", "num_classes")
-
-
-def check_switches(model_name: str, switches: dict, valid: Sequence[str]) -> None:
-    unknown = sorted(set(switches) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"Unknown argument(s) {', '.join(unknown)} for {model_name}; valid: "
-            f"{', '.join(list(BUILDER_ARGS) + sorted(valid))}."
-        )
-
-
-def check_weights_request(
-    model_name: str,
-    weights,
-    include_top: bool,
-    num_classes: int,
-    incompatible: dict,
-) -> None:
-    """Validates ``weights`` before anything is built.
-
-    ``incompatible`` maps each switch whose value differs from larq-zoo's
-    configuration to that configuration's value; larq-zoo's ImageNet weights only
-    mean something in that configuration.
-    """
-    check_positive_int("num_classes", num_classes)
-    if not isinstance(include_top, bool):
-        raise ValueError(f"Invalid include_top={include_top!r}; use True or False.")
-    if weights is None or weights != "imagenet":
-        if weights is not None and not isinstance(weights, str | os.PathLike):
-            raise ValueError(
-                f"Invalid weights={weights!r}; use None, 'imagenet' or a file path."
-            )
-        return
-    if include_top and num_classes != 1000:
-        raise ValueError(
-            f"weights='imagenet' with include_top=True needs num_classes=1000, got "
-            f"{num_classes}; use include_top=False to put your own head on top."
-        )
-    if incompatible:
-        wanted = ", ".join(f"{k}={v!r}" for k, v in incompatible.items())
-        raise ValueError(
-            f"larq-zoo's ImageNet weights for {model_name} were trained with {wanted}; "
-            "pass those values (or weights=None)."
-        )
-
-
-def finish_model(
-    model_name: str,
-    inputs,
-    outputs,
-    *,
-    weights,
-    include_top: bool,
-    input_tensor,
-    config: dict,
-) -> tf.keras.Model:
-    """Wraps the graph in a Model named ``model_name`` and loads ``weights``."""
-    # Local import: bidense.weights pulls in nothing heavy, but keeps this module
-    # free of I/O concerns.
-    from bidense import weights as weights_lib
-
-    if input_tensor is not None:
-        inputs = tf.keras.utils.get_source_inputs(input_tensor)
-    model = tf.keras.Model(inputs, outputs, name=model_name)
-    if weights == "imagenet":
-        path = weights_lib.fetch_imagenet_weights(model_name, include_top)
-        weights_lib.load_weights_file(model, path)
-    elif weights is not None:
-        weights_lib.load_weights_file(model, weights)
-    # The resolved build arguments, so that training, export and results rows can
-    # record exactly what was built (not serialized by Keras).
-    model.bidense_config = {"model": model_name, **config}
-    return model
-
-
-def mismatches(config: dict, reference: dict, keys: Sequence[str]) -> dict:
-    """The ``keys`` whose value in ``config`` differs from ``reference``."""
-    return {k: reference[k] for k in keys if config[k] != reference[k]}
-
-
-def make_builder(
-    family,
-    model_name: str,
-    title: str,
-    variants: dict,
-    *,
-    defaults: dict,
-    family_doc: str,
-):
-    """Registers the Keras-applications-style builder ``title`` for ``model_name``.
-
-    Every variant is data (``variants[model_name]``) over one ``family`` function.
-    """
-    from bidense.models.docs import BUILDER_DOC
-    from bidense.registry import register_model
-
-    def builder(
-        *,
-        input_shape=None,
-        input_tensor=None,
-        include_top: bool = True,
-        weights=None,
-        num_classes: int = 1000,
-        **switches,
-    ) -> tf.keras.Model:
-        return family(
-            model_name,
-            input_shape=input_shape,
-            input_tensor=input_tensor,
-            include_top=include_top,
-            weights=weights,
-            num_classes=num_classes,
-            **switches,
-        )
-
-    spec = ", ".join(f"{k}={v}" for k, v in variants[model_name].items())
-    builder.__name__ = builder.__qualname__ = title
-    builder.__doc__ = (
-        f"Builds {title} ({model_name!r}; {spec}), Bethge et al. 2019.\n\n"
-        + BUILDER_DOC.format(family_args=family_doc, clip_value=defaults["clip_value"])
-    )
-    # Every switch with its default for this variant (None: decided at build time).
-    builder.default_switches = {**defaults, **variants[model_name]}
-    return register_model(model_name)(builder)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import tensorflow as tf
 
 from bidense.layers import check_choice
-from bidense.models import common
+from bidense.models import common, family
 
-DOWNSAMPLES = ("fp", "binary")
-# "pool_first": BN -> MaxPool -> ReLU -> 1x1 conv (larq-zoo and the 2020 code; the
-# conv runs on 4x fewer positions). "conv_first": BN -> ReLU -> 1x1 conv ->
-# AvgPool (the June-2019 code behind the paper's logged runs).
+# "pool_first": BN -> MaxPool -> ReLU -> 1x1 conv (larq-zoo, and the authors' 2020
+# code; the conv runs on 4x fewer positions). "conv_first": BN -> ReLU -> 1x1 conv ->
+# AvgPool (the authors' June-2019 code, behind the paper's logged runs).
 TRANSITIONS = ("pool_first", "conv_first")
 
+# Registry name -> what sets the model apart (the paper's models; larq-zoo).
 VARIANTS = {
     "binary_densenet28": {"blocks": (6, 6, 6, 5), "reduction": (2.7, 2.7, 2.2)},
     "binary_densenet37": {"blocks": (6, 8, 12, 6), "reduction": (3.3, 3.3, 4.0)},
@@ -37,16 +37,8 @@ DEFAULTS = {
     "dilation": None,  # all 1
     "bottleneck": 0,  # the paper's final models use none
     "transition": "pool_first",
-    "binary": True,
-    "fp_activation": "relu",
-    "scaling": "none",
-    "gradient": "ste",
-    "clip_value": 1.3,  # larq-zoo's value for BinaryDenseNet
-    "downsample": "fp",
-    "pad_value": None,  # 1.0, or 0.0 with weights="imagenet"
-    "stem": None,  # from the input size
+    **family.shared_defaults(clip_value=1.3),  # larq-zoo's value for BinaryDenseNet
 }
-SWITCHES = ("blocks", "reduction", *DEFAULTS)
 # Switches that change the forward pass, hence what larq-zoo's weights compute.
 ZOO_FORWARD_SWITCHES = (
     "blocks",
@@ -64,7 +56,7 @@ ZOO_FORWARD_SWITCHES = (
 )
 
 
-def dense_layer(x, growth_rate, dilation, bottleneck, settings, name: str):
+def dense_layer(x, *, growth_rate, dilation, bottleneck, settings, name: str):
     """BN -> sign -> binary conv 3x3 -> concatenate (optionally a 1x1 bottleneck)."""
     y = common.batch_norm(x, f"{name}_bn")
     if bottleneck:
@@ -74,7 +66,7 @@ def dense_layer(x, growth_rate, dilation, bottleneck, settings, name: str):
     return tf.keras.layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
-def transition(x, filters, pool, order, downsample, settings, name: str):
+def transition(x, *, filters, pool, order, downsample, settings, name: str):
     """Reduces channels to ``filters`` and, if ``pool``, halves the resolution."""
     x = common.batch_norm(x, f"{name}_bn")
     if order == "pool_first" and pool:
@@ -96,20 +88,8 @@ def transition(x, filters, pool, order, downsample, settings, name: str):
     return x
 
 
-def binary_densenet(
-    model_name: str,
-    *,
-    input_shape=None,
-    input_tensor=None,
-    include_top: bool = True,
-    weights=None,
-    num_classes: int = 1000,
-    **switches,
-) -> tf.keras.Model:
-    """Builds a BinaryDenseNet family member; see ``BUILDER_DOC`` for arguments."""
-    common.check_switches(model_name, switches, SWITCHES)
-    variant = VARIANTS[model_name]
-    cfg = {**DEFAULTS, **variant, **switches}
+def check(cfg: dict) -> dict:
+    """Checks BinaryDenseNet's own switches; returns the normalized tuples."""
     blocks = common.check_int_tuple("blocks", cfg["blocks"])
     stages = len(blocks)
     dilation = common.check_int_tuple(
@@ -118,79 +98,53 @@ def binary_densenet(
     reduction = common.check_float_tuple(
         "reduction", cfg["reduction"], stages - 1, minimum=1.0
     )
-    growth_rate = common.check_positive_int("growth_rate", cfg["growth_rate"])
-    initial_filters = common.check_positive_int(
-        "initial_filters", cfg["initial_filters"]
-    )
-    bottleneck = common.check_non_negative_int(
+    common.check_positive_int("growth_rate", cfg["growth_rate"])
+    common.check_positive_int("initial_filters", cfg["initial_filters"])
+    common.check_non_negative_int(
         "bottleneck", cfg["bottleneck"], "0 (none) or a width factor >= 1"
     )
     check_choice("transition", cfg["transition"], TRANSITIONS)
-    check_choice("downsample", cfg["downsample"], DOWNSAMPLES)
-    settings = common.binary_settings(cfg, weights)
-    inputs = common.image_input(input_shape, input_tensor)
-    stem = common.resolve_stem(cfg["stem"], inputs)
-    cfg.update(
-        blocks=blocks,
-        dilation=dilation,
-        reduction=reduction,
-        stem=stem,
-        pad_value=settings.pad_value,
-    )
-    zoo = {**DEFAULTS, **variant, "pad_value": 0.0, "stem": "imagenet"}
-    zoo["dilation"] = variant.get("dilation", (1,) * len(variant["blocks"]))
-    common.check_weights_request(
-        model_name,
-        weights,
-        include_top,
-        num_classes,
-        common.mismatches(cfg, zoo, ZOO_FORWARD_SWITCHES),
-    )
-    # A transition pools only into an undilated stage (larq-zoo's dilated model).
-    pools = [dilation[stage + 1] == 1 for stage in range(stages - 1)]
-    downsamplings = common.STEM_DOWNSAMPLINGS[stem] + sum(pools)
-    common.check_input_size(model_name, inputs, stem, downsamplings)
+    return {"blocks": blocks, "dilation": dilation, "reduction": reduction}
 
-    if stem == "imagenet":
-        x = common.imagenet_stem(inputs, initial_filters)
-    else:
-        x = common.cifar_stem(inputs, initial_filters)
 
-    for stage, num_layers in enumerate(blocks):
+def pools(dilation: tuple[int, ...]) -> list[bool]:
+    """Which transitions pool: those into an undilated stage (larq-zoo's dilated
+    model keeps its maps 28x28 from stage 3 on)."""
+    return [rate == 1 for rate in dilation[1:]]
+
+
+def features(inputs, cfg: dict, settings) -> tf.Tensor:
+    """Stem -> dense stages with transitions -> BN -> ReLU."""
+    x = common.stem(inputs, cfg["stem"], cfg["initial_filters"])
+    pool = pools(cfg["dilation"])
+    for stage, num_layers in enumerate(cfg["blocks"]):
         for layer in range(num_layers):
-            name = f"stage{stage + 1}_layer{layer + 1}"
-            x = dense_layer(x, growth_rate, dilation[stage], bottleneck, settings, name)
-        if stage < stages - 1:
-            filters = common.reduced_filters(x.shape[-1], reduction[stage])
+            x = dense_layer(
+                x,
+                growth_rate=cfg["growth_rate"],
+                dilation=cfg["dilation"][stage],
+                bottleneck=cfg["bottleneck"],
+                settings=settings,
+                name=f"stage{stage + 1}_layer{layer + 1}",
+            )
+        if stage < len(pool):
             x = transition(
                 x,
-                filters,
-                pools[stage],
-                cfg["transition"],
-                cfg["downsample"],
-                settings,
-                f"transition{stage + 1}",
+                filters=common.reduced_filters(x.shape[-1], cfg["reduction"][stage]),
+                pool=pool[stage],
+                order=cfg["transition"],
+                downsample=cfg["downsample"],
+                settings=settings,
+                name=f"transition{stage + 1}",
             )
-
     x = common.batch_norm(x, "head_bn")
-    x = tf.keras.layers.Activation("relu", name="head_relu")(x)
-    if include_top:
-        x = common.classification_head(x, num_classes, "he_normal")
-    return common.finish_model(
-        model_name,
-        inputs,
-        x,
-        weights=weights,
-        include_top=include_top,
-        input_tensor=input_tensor,
-        config={"num_classes": num_classes, "include_top": include_top, **cfg},
-    )
+    return tf.keras.layers.Activation("relu", name="head_relu")(x)
 
 
 DENSENET_ARGS_DOC = """\
         blocks: dense layers per stage, e.g. (6, 6, 6, 5) for BinaryDenseNet28.
-        growth_rate: filters of each binary 3x3 conv (k); default 64.
-        initial_filters: stem channels; default 64.
+        growth_rate: filters of each binary 3x3 conv (k); default {growth_rate}.
+        initial_filters: stem channels; default {initial_filters}.
         reduction: channel reduction of each transition (one number, or one per
             transition), rounded to a multiple of 32 channels.
         dilation: dilation rate per stage; a transition into a dilated stage does
@@ -201,21 +155,105 @@ DENSENET_ARGS_DOC = """\
             or "conv_first" (BN, ReLU, 1x1 conv, AvgPool: the 2019 code).
         downsample: "fp" (default; full-precision transition convs) or "binary"."""
 
+FAMILY = family.Family(
+    defaults=DEFAULTS,
+    variants=VARIANTS,
+    zoo_forward_switches=ZOO_FORWARD_SWITCHES,
+    check=check,
+    downsamplings=lambda cfg: sum(pools(cfg["dilation"])),
+    features=features,
+    head_initializer="he_normal",
+    args_doc=DENSENET_ARGS_DOC,
+)
 
-_DOC = {"family_doc": DENSENET_ARGS_DOC, "defaults": DEFAULTS}
-BinaryDenseNet28 = common.make_builder(
-    binary_densenet, "binary_densenet28", "BinaryDenseNet28", VARIANTS, **_DOC
-)
-BinaryDenseNet37 = common.make_builder(
-    binary_densenet, "binary_densenet37", "BinaryDenseNet37", VARIANTS, **_DOC
-)
-BinaryDenseNet37Dilated = common.make_builder(
-    binary_densenet,
-    "binary_densenet37_dilated",
-    "BinaryDenseNet37Dilated",
-    VARIANTS,
-    **_DOC,
-)
-BinaryDenseNet45 = common.make_builder(
-    binary_densenet, "binary_densenet45", "BinaryDenseNet45", VARIANTS, **_DOC
-)
+
+# The registered builders (Keras-applications signature; docstring from
+# family.register).
+
+
+@family.register(FAMILY, "binary_densenet28")
+def BinaryDenseNet28(
+    *,
+    input_shape=None,
+    input_tensor=None,
+    include_top: bool = True,
+    weights=None,
+    num_classes: int = 1000,
+    **switches,
+) -> tf.keras.Model:
+    return family.build(
+        FAMILY,
+        "binary_densenet28",
+        input_shape=input_shape,
+        input_tensor=input_tensor,
+        include_top=include_top,
+        weights=weights,
+        num_classes=num_classes,
+        switches=switches,
+    )
+
+
+@family.register(FAMILY, "binary_densenet37")
+def BinaryDenseNet37(
+    *,
+    input_shape=None,
+    input_tensor=None,
+    include_top: bool = True,
+    weights=None,
+    num_classes: int = 1000,
+    **switches,
+) -> tf.keras.Model:
+    return family.build(
+        FAMILY,
+        "binary_densenet37",
+        input_shape=input_shape,
+        input_tensor=input_tensor,
+        include_top=include_top,
+        weights=weights,
+        num_classes=num_classes,
+        switches=switches,
+    )
+
+
+@family.register(FAMILY, "binary_densenet37_dilated")
+def BinaryDenseNet37Dilated(
+    *,
+    input_shape=None,
+    input_tensor=None,
+    include_top: bool = True,
+    weights=None,
+    num_classes: int = 1000,
+    **switches,
+) -> tf.keras.Model:
+    return family.build(
+        FAMILY,
+        "binary_densenet37_dilated",
+        input_shape=input_shape,
+        input_tensor=input_tensor,
+        include_top=include_top,
+        weights=weights,
+        num_classes=num_classes,
+        switches=switches,
+    )
+
+
+@family.register(FAMILY, "binary_densenet45")
+def BinaryDenseNet45(
+    *,
+    input_shape=None,
+    input_tensor=None,
+    include_top: bool = True,
+    weights=None,
+    num_classes: int = 1000,
+    **switches,
+) -> tf.keras.Model:
+    return family.build(
+        FAMILY,
+        "binary_densenet45",
+        input_shape=input_shape,
+        input_tensor=input_tensor,
+        include_top=include_top,
+        weights=weights,
+        num_classes=num_classes,
+        switches=switches,
+    )

@@ -2,7 +2,8 @@
 
 Each ResNet basic block is split into two one-conv blocks, each with its own
 shortcut, so information flows around every binary convolution (paper section
-4.1, the authors' ``resnet_e.py``, larq-zoo's ``BinaryResNetE18``). A block is
+4.1; the authors' hpi-xnor/BMXNet-v2-examples ``binary_models/resnet_e.py``;
+larq-zoo's ``larq_zoo/literature/resnet_e.py``). A block is
 
     out = BN(BinaryConv3x3(sign(x))) + shortcut(x)
 
@@ -15,28 +16,18 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from bidense.layers import check_choice
-from bidense.models import common
+from bidense.models import common, family
 
-DOWNSAMPLES = ("fp", "binary")
-
-# blocks = ResNet basic blocks per stage; each becomes two one-conv blocks.
+# Registry name -> blocks: ResNet basic blocks per stage (the ResNet-18 and
+# ResNet-34 layouts), each split into two one-conv blocks.
 VARIANTS = {
     "binary_resnet_e18": {"blocks": (2, 2, 2, 2)},
     "binary_resnet_e34": {"blocks": (3, 4, 6, 3)},
 }
 DEFAULTS = {
     "filters": (64, 128, 256, 512),
-    "binary": True,
-    "fp_activation": "relu",
-    "scaling": "none",
-    "gradient": "ste",
-    "clip_value": 1.25,  # larq-zoo's value for ResNetE18
-    "downsample": "fp",
-    "pad_value": None,  # 1.0, or 0.0 with weights="imagenet"
-    "stem": None,  # from the input size
+    **family.shared_defaults(clip_value=1.25),  # larq-zoo's value for ResNetE18
 }
-SWITCHES = ("blocks", *DEFAULTS)
 # Switches that change the forward pass, hence what larq-zoo's weights compute.
 ZOO_FORWARD_SWITCHES = (
     "blocks",
@@ -49,7 +40,7 @@ ZOO_FORWARD_SWITCHES = (
 )
 
 
-def shortcut(x, filters: int, strides: int, settings, downsample: str, name: str):
+def shortcut(x, *, filters: int, strides: int, downsample: str, settings, name: str):
     """Identity, or AvgPool 2x2/2 -> 1x1 conv -> BN where the shape changes."""
     if strides == 1 and x.shape[-1] == filters:
         return x
@@ -72,16 +63,76 @@ def shortcut(x, filters: int, strides: int, settings, downsample: str, name: str
     return common.batch_norm(x, f"{name}_bn")
 
 
-def resnet_e_block(x, filters: int, strides: int, settings, downsample, name: str):
+def resnet_e_block(
+    x, *, filters: int, strides: int, downsample: str, settings, name: str
+):
     """One binary conv with its own shortcut (the "E" of ResNetE)."""
-    residual = shortcut(x, filters, strides, settings, downsample, f"{name}_shortcut")
+    residual = shortcut(
+        x,
+        filters=filters,
+        strides=strides,
+        downsample=downsample,
+        settings=settings,
+        name=f"{name}_shortcut",
+    )
     y = settings.conv(x, filters, 3, strides=strides, name=f"{name}_conv")
     y = common.batch_norm(y, f"{name}_bn")
     return tf.keras.layers.Add(name=f"{name}_add")([y, residual])
 
 
-def binary_resnet_e(
-    model_name: str,
+def check(cfg: dict) -> dict:
+    """Checks ResNetE's own switches; returns blocks and filters as tuples."""
+    blocks = common.check_int_tuple("blocks", cfg["blocks"])
+    filters = common.check_int_tuple("filters", cfg["filters"], len(blocks))
+    return {"blocks": blocks, "filters": filters}
+
+
+def features(inputs, cfg: dict, settings) -> tf.Tensor:
+    """Stem -> stages of one-conv blocks -> ReLU (no BN: larq-zoo's tail)."""
+    x = common.stem(inputs, cfg["stem"], cfg["filters"][0])
+    if cfg["stem"] == "imagenet":
+        x = common.batch_norm(x, "stem_bn2")  # ResNetE's extra BN (larq-zoo, E1)
+    for stage, (num_blocks, width) in enumerate(
+        zip(cfg["blocks"], cfg["filters"], strict=True)
+    ):
+        for block in range(2 * num_blocks):
+            x = resnet_e_block(
+                x,
+                filters=width,
+                strides=2 if stage > 0 and block == 0 else 1,
+                downsample=cfg["downsample"],
+                settings=settings,
+                name=f"stage{stage + 1}_block{block + 1}",
+            )
+    return tf.keras.layers.Activation("relu", name="head_relu")(x)
+
+
+RESNET_E_ARGS_DOC = """\
+        blocks: ResNet basic blocks per stage, each split into two one-conv blocks
+            with their own shortcuts: (2, 2, 2, 2) for ResNetE18.
+        filters: channels per stage, default {filters}; the stem has
+            filters[0]. Smaller widths give CPU-sized models.
+        downsample: "fp" (default; full-precision 1x1 conv in the AvgPool
+            shortcut: +0.4 to +1.2 pp on CIFAR-10 in the paper) or "binary"."""
+
+FAMILY = family.Family(
+    defaults=DEFAULTS,
+    variants=VARIANTS,
+    zoo_forward_switches=ZOO_FORWARD_SWITCHES,
+    check=check,
+    downsamplings=lambda cfg: len(cfg["blocks"]) - 1,  # every stage after the first
+    features=features,
+    head_initializer="glorot_normal",
+    args_doc=RESNET_E_ARGS_DOC,
+)
+
+
+# The registered builders (Keras-applications signature; docstring from
+# family.register).
+
+
+@family.register(FAMILY, "binary_resnet_e18")
+def BinaryResNetE18(
     *,
     input_shape=None,
     input_tensor=None,
@@ -90,66 +141,35 @@ def binary_resnet_e(
     num_classes: int = 1000,
     **switches,
 ) -> tf.keras.Model:
-    """Builds a ResNetE family member; see ``BUILDER_DOC`` for the arguments."""
-    common.check_switches(model_name, switches, SWITCHES)
-    variant = VARIANTS[model_name]
-    cfg = {**DEFAULTS, **variant, **switches}
-    blocks = common.check_int_tuple("blocks", cfg["blocks"])
-    filters = common.check_int_tuple("filters", cfg["filters"], len(blocks))
-    check_choice("downsample", cfg["downsample"], DOWNSAMPLES)
-    settings = common.binary_settings(cfg, weights)
-    inputs = common.image_input(input_shape, input_tensor)
-    stem = common.resolve_stem(cfg["stem"], inputs)
-    cfg.update(blocks=blocks, filters=filters, stem=stem, pad_value=settings.pad_value)
-    zoo = {**DEFAULTS, **variant, "pad_value": 0.0, "stem": "imagenet"}
-    common.check_weights_request(
-        model_name,
-        weights,
-        include_top,
-        num_classes,
-        common.mismatches(cfg, zoo, ZOO_FORWARD_SWITCHES),
-    )
-    downsamplings = common.STEM_DOWNSAMPLINGS[stem] + len(blocks) - 1
-    common.check_input_size(model_name, inputs, stem, downsamplings)
-
-    if stem == "imagenet":
-        x = common.imagenet_stem(inputs, filters[0])
-        x = common.batch_norm(x, "stem_bn2")  # ResNetE's extra BN (larq-zoo, E1)
-    else:
-        x = common.cifar_stem(inputs, filters[0])
-
-    for stage, (num_blocks, width) in enumerate(zip(blocks, filters, strict=True)):
-        for block in range(2 * num_blocks):
-            strides = 2 if stage > 0 and block == 0 else 1
-            name = f"stage{stage + 1}_block{block + 1}"
-            x = resnet_e_block(x, width, strides, settings, cfg["downsample"], name)
-
-    x = tf.keras.layers.Activation("relu", name="head_relu")(x)
-    if include_top:
-        x = common.classification_head(x, num_classes, "glorot_normal")
-    return common.finish_model(
-        model_name,
-        inputs,
-        x,
-        weights=weights,
-        include_top=include_top,
+    return family.build(
+        FAMILY,
+        "binary_resnet_e18",
+        input_shape=input_shape,
         input_tensor=input_tensor,
-        config={"num_classes": num_classes, "include_top": include_top, **cfg},
+        include_top=include_top,
+        weights=weights,
+        num_classes=num_classes,
+        switches=switches,
     )
 
 
-RESNET_E_ARGS_DOC = """\
-        blocks: ResNet basic blocks per stage, each split into two one-conv blocks
-            with their own shortcuts: (2, 2, 2, 2) for ResNetE18.
-        filters: channels per stage, default (64, 128, 256, 512); the stem has
-            filters[0]. Smaller widths give CPU-sized models.
-        downsample: "fp" (default; full-precision 1x1 conv in the AvgPool
-            shortcut: +0.4 to +1.2 pp on CIFAR-10 in the paper) or "binary"."""
-
-_DOC = {"family_doc": RESNET_E_ARGS_DOC, "defaults": DEFAULTS}
-BinaryResNetE18 = common.make_builder(
-    binary_resnet_e, "binary_resnet_e18", "BinaryResNetE18", VARIANTS, **_DOC
-)
-BinaryResNetE34 = common.make_builder(
-    binary_resnet_e, "binary_resnet_e34", "BinaryResNetE34", VARIANTS, **_DOC
-)
+@family.register(FAMILY, "binary_resnet_e34")
+def BinaryResNetE34(
+    *,
+    input_shape=None,
+    input_tensor=None,
+    include_top: bool = True,
+    weights=None,
+    num_classes: int = 1000,
+    **switches,
+) -> tf.keras.Model:
+    return family.build(
+        FAMILY,
+        "binary_resnet_e34",
+        input_shape=input_shape,
+        input_tensor=input_tensor,
+        include_top=include_top,
+        weights=weights,
+        num_classes=num_classes,
+        switches=switches,
+    )

@@ -11,7 +11,7 @@ from mock_cli import TINY, run_cli
 
 import bidense
 from bidense.training import config as config_lib
-from bidense.training import experiment
+from bidense.training import experiment, modeling
 from bidense.training import workdir as wd
 
 CONFIG_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "configs"
@@ -146,7 +146,7 @@ def test_xla_keeps_the_numerics_of_larq_quantizers():
             "binary_densenet28", input_shape=(28, 28, 1), num_classes=10,
             growth_rate=8, initial_filters=8, blocks=(1, 1, 1, 1),
         )  # fmt: skip
-        experiment.compile_model(
+        modeling.compile_model(
             model, 10, tf.keras.optimizers.Adam(1e-3), jit_compile=jit
         )
         loss = [model.train_on_batch(x, y)[0] for _ in range(3)]

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import bidense
 from bidense import export
-from bidense.training import experiment, precision
+from bidense.training import modeling, precision
 
 
 def _build(name, switches, policy):
@@ -104,7 +104,7 @@ def test_mixed_bfloat16_starts_where_float32_does_then_drifts(tiny_switches):
     for policy in precision.PRECISIONS:
         model = _build(name, tiny_switches(name), policy)
         model.set_weights(initial)
-        experiment.compile_model(model, 10, tf.keras.optimizers.Adam(1e-3))
+        modeling.compile_model(model, 10, tf.keras.optimizers.Adam(1e-3))
         losses[policy] = [model.train_on_batch(x, y)[0] for x, y in batches]
     bf16, fp32 = losses["mixed_bfloat16"], losses["float32"]
     np.testing.assert_allclose(bf16[0], fp32[0], rtol=0.02)

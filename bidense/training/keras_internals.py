@@ -1,9 +1,9 @@
 """Every private Keras and TensorFlow-checkpoint name bidense relies on, in one place.
 
-Written against tf.keras 2.15 (Keras 2.15.0, TensorFlow 2.15). No other module of
-bidense, its tests or benchmarks touches these names; the test
-tests/test_training_keras_internals.py checks each of them on the installed
-version and names the one that changed. Why each is needed:
+Written against tf.keras 2.15 (Keras 2.15.0, TensorFlow 2.15). Nothing else in
+bidense, its tests or benchmarks touches these names, except the test that checks
+each of them on the installed version and names the one that changed
+(tests/test_training_keras_internals.py). Why each is needed:
 
 * ``BackupAndRestore._backup(epoch, batch)``: the one method through which Keras
   writes every checkpoint (every ``save_freq`` steps and at epoch ends).

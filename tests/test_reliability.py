@@ -75,10 +75,9 @@ def test_nan_names_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
             assert np.isfinite(value).all(), name  # the poison never got saved
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
-    run = tmp_path / "run"
-    args = train_args(run, "--config.verbose=0")
-    run_cli("train.py", *args)
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny_run):
+    run = tiny_run.copy(tmp_path / "run")
+    args = [*tiny_run.args, "--workdir", run, "--config.verbose=0"]
     chief = run / wd.CHECKPOINTS / "chief"
     assert sorted(p.name for p in chief.glob("*.index")) == [
         "ckpt-1.index",
@@ -87,7 +86,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     (data,) = chief.glob("ckpt-2.data-*")
     data.write_bytes(data.read_bytes()[:100])  # as if the disk filled up
 
-    result = run_cli("train.py", *args)
+    result = run_cli("train.py", *args, examples=tiny_run.examples)
     assert "Traceback" not in result.stderr
     assert f"checkpoint {chief / 'ckpt-2'} is unreadable" in result.stderr
     assert f"resuming from checkpoint {chief / 'ckpt-1'}" in result.stderr
@@ -101,7 +100,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     for data in chief.glob("ckpt-*.data-*"):
         if data.suffix != ".corrupt":
             data.write_bytes(b"")
-    result = run_cli("train.py", *args, check=False)
+    result = run_cli("train.py", *args, examples=tiny_run.examples, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no readable checkpoint in" in error_lines(result.stderr)[-1]
 

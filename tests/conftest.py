@@ -1,6 +1,10 @@
-"""Shared test settings: quiet TensorFlow, a fresh Keras session per test."""
+"""Shared test settings: quiet TensorFlow, a fresh Keras session per test, and one
+tiny finished training run for the tests that only need *some* finished run."""
 
+import dataclasses
 import os
+import shutil
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -28,3 +32,49 @@ def _tiny_switches(name: str) -> dict:
 def tiny_switches():
     """``tiny_switches(name)``: overrides that make any registered model tiny."""
     return _tiny_switches
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyRun:
+    """A finished train.py run on mock Fashion-MNIST, shared by the whole session.
+
+    Read-only: a test that writes into a run (evaluate.py's results, a resume, a
+    corrupted checkpoint) works on ``copy(tmp_path / "run")``.
+    """
+
+    workdir: Path
+    args: tuple[str, ...]  # train.py's arguments, without --workdir
+    examples: int  # per split of the mock dataset (pass to run_cli)
+    stdout: str
+    stderr: str
+
+    def copy(self, destination) -> Path:
+        shutil.copytree(self.workdir, destination)
+        return Path(destination)
+
+
+def _tree(root: Path) -> dict:
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """train.py (the real command, in a subprocess) of a tiny BinaryDenseNet28:
+    2 epochs of 3 steps of 16 mock images, one checkpoint per epoch."""
+    from mock_cli import TINY, run_cli
+
+    args = (
+        "--model", "binary_densenet28", "--dataset", "fashion_mnist",
+        "--config.epochs=2", "--config.batch_size=16", *TINY["binary_densenet28"],
+    )  # fmt: skip
+    examples = 48
+    workdir = tmp_path_factory.mktemp("tiny_run") / "run"
+    result = run_cli("train.py", *args, "--workdir", workdir, examples=examples)
+    before = _tree(workdir)
+    yield TinyRun(workdir, args, examples, result.stdout, result.stderr)
+    assert _tree(workdir) == before, (
+        "a test wrote into the shared tiny_run work dir; use tiny_run.copy(tmp_path)"
+    )

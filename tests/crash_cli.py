@@ -21,6 +21,7 @@ A real SIGKILL: no Python cleanup, no atexit, no flushing runs.
 """
 
 import errno
+import importlib
 import os
 import signal
 import sys
@@ -30,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mock_cli  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from tensorflow.python.checkpoint import checkpoint_management  # noqa: E402
-from tensorflow.python.ops import gen_io_ops  # noqa: E402
+
+from bidense.training import keras_internals as ki  # noqa: E402
 
 
 def die():
@@ -49,6 +50,13 @@ class KillAtStep(tf.keras.callbacks.Callback):
             die()
 
 
+def wrap(hook: str, make_wrapper) -> None:
+    """Replaces TensorFlow's ``hook`` (keras_internals.CHECKPOINT_WRITE_HOOKS)."""
+    module_name, name = ki.CHECKPOINT_WRITE_HOOKS[hook]
+    module = importlib.import_module(module_name)
+    setattr(module, name, make_wrapper(getattr(module, name)))
+
+
 def install(mode: str, n: int) -> None:
     calls = {"merge": 0, "record": 0}
     if mode == "kill_at_step":
@@ -57,32 +65,36 @@ def install(mode: str, n: int) -> None:
         train = experiment.train
         experiment.train = lambda exp, extra=(): train(exp, [*extra, KillAtStep(n)])
     elif mode in ("kill_in_checkpoint", "enospc_checkpoint"):
-        merge = gen_io_ops.merge_v2_checkpoints
 
-        def merge_or_fail(checkpoint_prefixes, destination_prefix, **kwargs):
-            calls["merge"] += 1
-            if calls["merge"] == n:
-                if mode == "kill_in_checkpoint":
-                    die()
-                raise tf.errors.ResourceExhaustedError(
-                    None,
-                    None,
-                    f"{destination_prefix.numpy().decode()}.index; "
-                    "No space left on device",
-                )
-            return merge(checkpoint_prefixes, destination_prefix, **kwargs)
+        def merge_or_fail(merge):
+            def merge_shards(checkpoint_prefixes, destination_prefix, **kwargs):
+                calls["merge"] += 1
+                if calls["merge"] == n:
+                    if mode == "kill_in_checkpoint":
+                        die()
+                    raise tf.errors.ResourceExhaustedError(
+                        None,
+                        None,
+                        f"{destination_prefix.numpy().decode()}.index; "
+                        "No space left on device",
+                    )
+                return merge(checkpoint_prefixes, destination_prefix, **kwargs)
 
-        gen_io_ops.merge_v2_checkpoints = merge_or_fail
+            return merge_shards
+
+        wrap("merge_shards", merge_or_fail)
     elif mode == "kill_before_record":
-        record = checkpoint_management.update_checkpoint_state_internal
 
-        def record_or_die(*args, **kwargs):
-            calls["record"] += 1  # each save records twice (before/after sweep)
-            if calls["record"] == 2 * n - 1:
-                die()
-            return record(*args, **kwargs)
+        def record_or_die(record):
+            def record_checkpoint(*args, **kwargs):
+                calls["record"] += 1  # each save records twice (before/after sweep)
+                if calls["record"] == 2 * n - 1:
+                    die()
+                return record(*args, **kwargs)
 
-        checkpoint_management.update_checkpoint_state_internal = record_or_die
+            return record_checkpoint
+
+        wrap("record_checkpoint", record_or_die)
     elif mode == "enospc_final_model":
         save = tf.keras.Model.save
 

@@ -23,15 +23,10 @@ def mock_data():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A finished tiny training run on mock Fashion-MNIST."""
-    workdir = tmp_path_factory.mktemp("eval") / "run"
-    run_cli(
-        "train.py", "--model", "binary_densenet28", "--dataset", "fashion_mnist",
-        "--workdir", workdir, "--config.epochs=1", "--config.batch_size=16",
-        *TINY["binary_densenet28"], examples=EXAMPLES,
-    )  # fmt: skip
-    return workdir
+def run(tmp_path_factory, tiny_run):
+    """A copy of the shared finished tiny run (evaluate.py writes into it)."""
+    assert tiny_run.examples == EXAMPLES
+    return tiny_run.copy(tmp_path_factory.mktemp("eval") / "run")
 
 
 def last_line(result):

@@ -308,17 +308,13 @@ def test_cli_exports_a_checked_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_exports_the_model_of_a_training_workdir(tmp_path):
+def test_cli_exports_the_model_of_a_training_workdir(tmp_path, tiny_run):
     """--workdir exports train.py's final.keras as it was trained (here: 28x28x1)."""
-    from bidense.training import workdir
-
-    model = bidense.create_model(
-        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10, **NARROW["resnet"]
-    )
-    (tmp_path / "run").mkdir()
-    workdir.save_model_atomic(model, tmp_path / "run" / workdir.FINAL_MODEL)
     result = run_cli(
-        "--workdir=run", "--parity_images=4", "--output=m.tflite", tmp_path=tmp_path
+        f"--workdir={tiny_run.workdir}",
+        "--parity_images=4",
+        "--output=m.tflite",
+        tmp_path=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "OK: every binary layer is an LceBconv2d" in result.stdout

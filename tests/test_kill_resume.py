@@ -23,7 +23,8 @@ import pytest
 import tensorflow as tf
 from mock_cli import TINY, run_cli
 
-from bidense.training import callbacks as cb
+from bidense.training import checkpoints
+from bidense.training import keras_internals as ki
 from bidense.training import workdir as wd
 
 CRASH_CLI = Path(__file__).resolve().parent / "crash_cli.py"
@@ -76,7 +77,9 @@ def optimizer_state(run) -> dict:
     latest = tf.train.latest_checkpoint(str(run / wd.CHECKPOINTS / "chief"))
     reader = tf.train.load_checkpoint(latest)
     names = reader.get_variable_to_shape_map()
-    return {n: reader.get_tensor(n) for n in names if n.startswith("model/optimizer")}
+    return {
+        n: reader.get_tensor(n) for n in names if n.startswith(ki.OPTIMIZER_KEY_PREFIX)
+    }
 
 
 def assert_same_run(run, reference):
@@ -91,8 +94,8 @@ def assert_same_run(run, reference):
         json.loads((r / wd.SUMMARY).read_text()) for r in (run, reference)
     )
     assert {k: summary[k] for k in keys} == {k: expected[k] for k in keys}
-    iterations = "model/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
-    assert int(optimizer_state(run)[iterations]) == 10  # no step replayed or lost
+    # No step replayed or lost.
+    assert int(optimizer_state(run)[ki.ITERATIONS_KEY]) == 10
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +162,7 @@ def test_disk_full_in_a_checkpoint_write_keeps_the_previous_one(tmp_path, refere
         "ckpt-3.data-00000-of-00001",
         "ckpt-3.index",
     ]
-    assert cb.checkpoint_problem(str(chief / "ckpt-3")) is None
+    assert checkpoints.checkpoint_problem(str(chief / "ckpt-3")) is None
     assert not (run / wd.FINAL_MODEL).exists()
 
     result = train(run)

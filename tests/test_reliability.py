@@ -10,9 +10,9 @@ from mock_cli import run_cli
 from test_train import CONFIG_DIR, tiny_config, train_args
 
 import bidense
-from bidense.training import callbacks as cb
+from bidense.training import checkpoints, errors, experiment
 from bidense.training import config as config_lib
-from bidense.training import experiment
+from bidense.training import keras_internals as ki
 from bidense.training import workdir as wd
 
 
@@ -59,7 +59,7 @@ def test_nan_names_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
         num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE
     ):
         exp = experiment.setup(cfg, tmp_path)
-        with pytest.raises(cb.NonFiniteLossError) as info:
+        with pytest.raises(errors.NonFiniteLossError) as info:
             experiment.train(exp, [Poison(step=5)])
     message = str(info.value)
     assert "\n" not in message
@@ -68,18 +68,16 @@ def test_nan_names_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
     assert latest and latest in message
     reader = tf.train.load_checkpoint(latest)
     names = reader.get_variable_to_shape_map()
-    iterations = [n for n in names if n.startswith("model/optimizer/_iterations")]
-    assert [int(reader.get_tensor(n)) for n in iterations] == [4]
+    assert int(reader.get_tensor(ki.ITERATIONS_KEY)) == 4
     for name in names:
         value = reader.get_tensor(name)
         if np.issubdtype(np.asarray(value).dtype, np.floating):
             assert np.isfinite(value).all(), name  # the poison never got saved
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
-    run = tmp_path / "run"
-    args = train_args(run, "--config.verbose=0")
-    run_cli("train.py", *args)
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny_run):
+    run = tiny_run.copy(tmp_path / "run")
+    args = [*tiny_run.args, "--workdir", run, "--config.verbose=0"]
     chief = run / wd.CHECKPOINTS / "chief"
     assert sorted(p.name for p in chief.glob("*.index")) == [
         "ckpt-1.index",
@@ -88,7 +86,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     (data,) = chief.glob("ckpt-2.data-*")
     data.write_bytes(data.read_bytes()[:100])  # as if the disk filled up
 
-    result = run_cli("train.py", *args)
+    result = run_cli("train.py", *args, examples=tiny_run.examples)
     assert "Traceback" not in result.stderr
     assert f"checkpoint {chief / 'ckpt-2'} is unreadable" in result.stderr
     assert f"resuming from checkpoint {chief / 'ckpt-1'}" in result.stderr
@@ -96,13 +94,13 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     # Epoch 2 was trained again, and counted once.
     summary = json.loads((run / wd.SUMMARY).read_text())
     assert summary["epochs"] == 2
-    assert cb.checkpoint_problem(str(chief / "ckpt-2")) is None  # rewritten
+    assert checkpoints.checkpoint_problem(str(chief / "ckpt-2")) is None  # rewritten
 
     # With every checkpoint damaged there is nothing to resume: one line, status 1.
     for data in chief.glob("ckpt-*.data-*"):
         if data.suffix != ".corrupt":
             data.write_bytes(b"")
-    result = run_cli("train.py", *args, check=False)
+    result = run_cli("train.py", *args, examples=tiny_run.examples, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no readable checkpoint in" in error_lines(result.stderr)[-1]
 
@@ -116,9 +114,9 @@ def test_damaged_checkpoint_index_file_is_rebuilt(tmp_path):
     manager.save()
     manager.save()
     (tmp_path / "checkpoint").write_text("model_checkpoint_path: \x00garbage")
-    assert cb.use_last_good_checkpoint(tmp_path) == str(tmp_path / "ckpt-2")
+    assert checkpoints.use_last_good_checkpoint(tmp_path) == str(tmp_path / "ckpt-2")
     assert tf.train.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-2")
-    assert cb.use_last_good_checkpoint(tmp_path / "empty") is None
+    assert checkpoints.use_last_good_checkpoint(tmp_path / "empty") is None
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from mock_cli import TINY, run_cli
 
 import bidense
 from bidense.training import config as config_lib
-from bidense.training import experiment
+from bidense.training import experiment, modeling
 from bidense.training import workdir as wd
 
 CONFIG_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "configs"
@@ -24,13 +24,13 @@ def train_args(workdir, *extra, model="binary_densenet28", dataset="fashion_mnis
     ]  # fmt: skip
 
 
-def test_train_cli_writes_a_complete_work_dir_and_resumes(tmp_path):
-    run = tmp_path / "run"
-    result = run_cli("train.py", *train_args(run))
-    summary_line = result.stdout.strip().splitlines()[-1]
+def test_train_cli_writes_a_complete_work_dir_and_resumes(tmp_path, tiny_run):
+    """The shared tiny run is train.py's output: check it, then resume a copy."""
+    summary_line = tiny_run.stdout.strip().splitlines()[-1]
     assert summary_line.startswith("binary_densenet28 on fashion_mnist: top-1")
     assert "images/s" in summary_line
 
+    run = tiny_run.workdir
     for name in (wd.CONFIG, wd.FINAL_MODEL, wd.BEST_MODEL, wd.BEST_STATE, wd.SUMMARY):
         assert (run / name).is_file(), name
     assert list((run / wd.CHECKPOINTS / "chief").glob("ckpt-*.index"))
@@ -50,16 +50,16 @@ def test_train_cli_writes_a_complete_work_dir_and_resumes(tmp_path):
     assert model.predict(np.zeros((1, 28, 28, 1)), verbose=0).shape == (1, 10)
 
     # The same command again resumes a finished run: nothing more is trained.
-    again = run_cli("train.py", *train_args(run))
+    run = tiny_run.copy(tmp_path / "run")
+    command = [*tiny_run.args, "--workdir", run]
+    again = run_cli("train.py", *command, examples=tiny_run.examples)
     assert "Resuming from" in again.stderr
     with open(run / wd.CSV_LOG) as f:
         assert len(list(csv.DictReader(f))) == 2
     assert json.loads((run / wd.SUMMARY).read_text())["top1"] == summary["top1"]
 
     # Another config in the same work dir is refused, --restart starts over.
-    other = run_cli(
-        "train.py", *train_args(run, "--config.model.binary=false"), check=False
-    )
+    other = run_cli("train.py", *command, "--config.model.binary=false", check=False)
     assert other.returncode == 2
     assert "model.binary: true -> false" in other.stderr and "--restart" in other.stderr
     assert "Traceback" not in other.stderr
@@ -146,7 +146,7 @@ def test_xla_keeps_the_numerics_of_larq_quantizers():
             "binary_densenet28", input_shape=(28, 28, 1), num_classes=10,
             growth_rate=8, initial_filters=8, blocks=(1, 1, 1, 1),
         )  # fmt: skip
-        experiment.compile_model(
+        modeling.compile_model(
             model, 10, tf.keras.optimizers.Adam(1e-3), jit_compile=jit
         )
         loss = [model.train_on_batch(x, y)[0] for _ in range(3)]

@@ -30,7 +30,8 @@ class StepRecipe:
     decay_factor: float
 
 
-# The paper's CIFAR-10 ablation runs (section 5.1 of reference/paper.md).
+# The paper's CIFAR-10 ablation runs (Bethge et al. 2019, arXiv:1906.08637,
+# section 5.1).
 PAPER_CIFAR10 = StepRecipe(
     epochs=150,
     batch_size=128,

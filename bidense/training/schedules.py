@@ -13,6 +13,8 @@ import math
 
 import tensorflow as tf
 
+SCHEDULES = ("step", "cosine", "constant")
+
 
 @tf.keras.utils.register_keras_serializable(package="bidense")
 class StepDecay(tf.keras.optimizers.schedules.LearningRateSchedule):
@@ -111,5 +113,5 @@ def make_schedule(
             schedule_cfg.final_fraction,
         )
     raise ValueError(
-        f"unknown schedule {name!r}; choose one of: step, cosine, constant"
+        f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULES)}"
     )

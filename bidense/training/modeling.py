@@ -1,0 +1,81 @@
+"""The model a recipe describes: built from the registry, with its optimizer, compiled.
+
+Kept apart from :mod:`bidense.training.experiment` (which wires data, model and work
+dir together) so that evaluation and the ablation runner build models exactly as
+training does.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+import tensorflow as tf
+
+import bidense
+from bidense import data
+from bidense.training import config as config_lib
+from bidense.training import precision, schedules
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def model_kwargs(cfg: ml_collections.ConfigDict) -> dict:
+    """The model switches of the config, lists turned back into tuples."""
+    return {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in config_lib.to_dict(cfg.model).items()
+    }
+
+
+def build_model(cfg, info: data.DatasetInfo, **extra) -> tf.keras.Model:
+    """``bidense.create_model`` with the input shape and classes of the dataset.
+
+    The layers compute in ``config.precision`` (float32 unless opted in).
+    """
+    with precision.dtype_policy(cfg.precision):
+        return bidense.create_model(
+            cfg.model_name,
+            input_shape=data.model_input_shape(info, cfg.dataset),
+            num_classes=info.num_classes,
+            **{**model_kwargs(cfg), **extra},
+        )
+
+
+def ends_with_softmax(model: tf.keras.Model) -> bool:
+    activation = getattr(model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", "") == "softmax"
+
+
+def compile_model(model, num_classes: int, optimizer=None, jit_compile=False) -> None:
+    """Sparse cross-entropy, top-1 and top-5 accuracy, XLA if ``jit_compile``."""
+    model.compile(
+        optimizer=optimizer or "adam",
+        loss=tf.keras.losses.SparseCategoricalCrossentropy(
+            from_logits=not ends_with_softmax(model)
+        ),
+        metrics=[
+            tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            tf.keras.metrics.SparseTopKCategoricalAccuracy(
+                k=min(5, num_classes), name="top5"
+            ),
+        ],
+        jit_compile=jit_compile,
+    )
+
+
+def make_optimizer(cfg, steps_per_epoch: int):
+    """The recipe's optimizer, its learning rate a schedule of the global step."""
+    schedule = schedules.make_schedule(
+        cfg.schedule, cfg.optimizer.learning_rate, cfg.epochs, steps_per_epoch
+    )
+    if cfg.optimizer.name == "sgd":
+        return tf.keras.optimizers.SGD(schedule, momentum=0.9)
+    return tf.keras.optimizers.Adam(schedule, epsilon=cfg.optimizer.epsilon)
+
+
+def global_step(model: tf.keras.Model) -> int:
+    """The optimizer's iteration counter: training steps taken, across resumes.
+
+    ``get_value``: under a distribution strategy ``iterations`` is a
+    MirroredVariable, which ``int()`` does not take.
+    """
+    return int(tf.keras.backend.get_value(model.optimizer.iterations))

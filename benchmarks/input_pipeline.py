@@ -70,13 +70,11 @@ def main(argv) -> None:
     try:
         cfg = recipes.dataset_config(FLAGS.dataset)
         builder = data.prepare(FLAGS.dataset, FLAGS.data_dir)
-        info = data.dataset_info(
-            builder, cfg.dataset.train_split, cfg.dataset.eval_split
-        )
-    except data.DatasetError as error:
+        info = data.dataset_info(builder, cfg.dataset)
+    except (data.DatasetError, data.SplitError) as error:
         common.fail(program, str(error))
     n = info.train_examples or data.count_examples(
-        builder.as_dataset(split=cfg.dataset.train_split)
+        builder.as_dataset(split=info.splits.train)
     )
     batch = FLAGS.batch_size
 

@@ -231,7 +231,7 @@ class _BidenseContender:
         self.train_ds = self.exp.train_ds
         # The model's evaluation rate, not the mock source's: the evaluation
         # batches (preprocessed by bidense) are materialized once.
-        self.eval_ds = self.exp.eval_ds.take(EVAL_BATCHES).cache().repeat()
+        self.eval_ds = self.exp.test_ds.take(EVAL_BATCHES).cache().repeat()
         # train.py's per-step callback (the others act at epoch ends only).
         self.callbacks = [cb.StopOnNonFinite(self.exp.steps_per_epoch, workdir)]
 

@@ -133,3 +133,67 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 def read_csv(path: str | Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _total_minutes(item: dict) -> float | None:
+    if item["wall_minutes"] is None:
+        return None
+    return item["wall_minutes"] + (item["teacher_wall_minutes"] or 0.0)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table as Markdown: the columns a reader compares (CSV has them all)."""
+    lines = [
+        "| run | model | switches | precision | teacher | epochs | seed | val top-1 "
+        "| test top-1 | test top-5 | size_mib | wall min (with teacher) | CPU |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for item in rows:
+        minutes = item["wall_minutes"]
+        total = _total_minutes(item)
+        shown = "" if minutes is None else f"{minutes:.1f}"
+        if item["teacher_wall_minutes"] is not None:
+            shown += f" ({total:.1f})"
+        val = "" if item["val_top1"] is None else f"{item['val_top1']:.2f}"
+        lines.append(
+            f"| {item['run']} | `{item['model']}` | {item['switches'] or '-'} "
+            f"| {item['precision']} | {item['teacher'] or '-'} | {item['epochs']} "
+            f"| {item['seed']} | {val} | {item['test_top1']:.2f} "
+            f"| {item['test_top5']:.2f} | {item['size_mib']:.3f} | {shown} "
+            f"| {item['cpu']} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_accuracy_vs_minutes(rows: list[dict], path: str | Path) -> Path:
+    """Test top-1 against wall minutes (teacher included), binary vs full precision."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for item in rows:
+        minutes = _total_minutes(item)
+        if minutes is None:
+            continue
+        full_precision = "binary=false" in item["switches"]
+        ax.scatter(
+            minutes,
+            item["test_top1"],
+            marker="s" if full_precision else "o",
+            color="tab:orange" if full_precision else "tab:blue",
+        )
+        ax.annotate(item["run"], (minutes, item["test_top1"]), fontsize=7)
+    ax.scatter([], [], marker="o", color="tab:blue", label="binary")
+    ax.scatter([], [], marker="s", color="tab:orange", label="full-precision twin")
+    ax.set_xlabel("wall-clock minutes on the CPU of the row (teacher included)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -20,7 +20,10 @@ from bidense.ablation.study import Study
 RESULTS = "results.csv"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
-METRICS = ("top1", "top5", "size_mib", "ops", "params", "epochs", "train_seconds")
+# Test top-1/top-5 of the model selected on validation (train.py's summary.json),
+# as the paper's tables report test accuracy; validation top-1 alongside.
+TEST_METRICS = {"top1": "test_top1", "top5": "test_top5"}
+METRICS = ("size_mib", "ops", "params", "epochs", "train_seconds")
 
 
 def collect(runs: list[grid.Run]) -> list[dict]:
@@ -37,6 +40,8 @@ def collect(runs: list[grid.Run]) -> list[dict]:
                 **run.cell.labels,
                 "model": run.cell.model,
                 "seed": run.seed,
+                "val_top1": summary["val_top1"],
+                **{key: summary[name] for key, name in TEST_METRICS.items()},
                 **{key: summary[key] for key in METRICS},
                 "wall_seconds": round(
                     sum(runner.read_times(run.workdir)["sessions"]), 1

@@ -7,10 +7,13 @@ from bidense.data.pipeline import (
     train_dataset,
 )
 from bidense.data.sources import DatasetError, DatasetInfo, dataset_info, prepare
+from bidense.data.splits import SplitError, Splits
 
 __all__ = [
     "DatasetError",
     "DatasetInfo",
+    "SplitError",
+    "Splits",
     "count_examples",
     "dataset_info",
     "eval_dataset",

@@ -79,11 +79,11 @@ def train_dataset(
     """
     n = num_examples or info.train_examples
     if not n:
-        n = count_examples(builder.as_dataset(split=cfg_dataset.train_split))
+        n = count_examples(builder.as_dataset(split=info.splits.train))
     # The same file order in every pass (TFDS would reshuffle it per iterator,
     # i.e. differently after a resume); the example shuffle below varies per pass.
     ds = sources.read(
-        builder, cfg_dataset.train_split, shuffle_files=True, seed=seed,
+        builder, info.splits.train, shuffle_files=True, seed=seed,
         reshuffle=False,
     )  # fmt: skip
     if _should_cache(cfg_dataset.cache, info.image_shape, info.train_examples):
@@ -119,9 +119,9 @@ def train_dataset(
     return ds.prefetch(AUTOTUNE).with_options(_options())
 
 
-def eval_dataset(builder, info, cfg_dataset, batch_size: int):
-    """Every example of the evaluation split once, in order, for exact accuracy."""
-    ds = sources.read(builder, cfg_dataset.eval_split, shuffle_files=False, seed=0)
+def eval_dataset(builder, split: str, info, cfg_dataset, batch_size: int):
+    """Every example of ``split`` once, in order, for exact accuracy."""
+    ds = sources.read(builder, split, shuffle_files=False, seed=0)
     # No .cache() here: an in-memory cache is shared by every iterator of this
     # dataset, and one read partially (evaluate.py's one-batch warm-up, prefetch
     # read-ahead) raced with the next: evaluate.py once scored 66 of the 10,000

@@ -13,6 +13,8 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from bidense.data.splits import Splits, for_dataset
+
 # Local copies of datasets that TFDS can then prepare without internet.
 KNOWN_MANUAL_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
 
@@ -30,8 +32,10 @@ class DatasetInfo:
     name: str
     image_shape: tuple  # (H, W, C); H and W are None for variable-size images
     num_classes: int
+    splits: Splits  # which examples train, select the model, and are reported
     train_examples: int | None
-    eval_examples: int | None
+    validation_examples: int | None
+    test_examples: int | None
 
 
 class DatasetError(ValueError):
@@ -81,20 +85,28 @@ def prepare(name: str, data_dir=None, manual_dir=None):
     return builder
 
 
-def dataset_info(builder, train_split: str, eval_split: str) -> DatasetInfo:
-    """Image shape, classes and split sizes; checks it is image classification."""
+def dataset_info(builder, cfg_dataset) -> DatasetInfo:
+    """Image shape, classes, splits and their sizes; checks it is classification.
+
+    ``cfg_dataset`` is a config's ``dataset`` group: its split settings decide
+    the train, validation and test splits (bidense.data.splits).
+    """
     features = builder.info.features
     if "image" not in features or "label" not in features:
         raise DatasetError(
             f"dataset {builder.name!r} has no 'image' and 'label' features; "
             "only image classification is supported"
         )
+    chosen = for_dataset(builder, cfg_dataset)
     return DatasetInfo(
         name=builder.name,
         image_shape=tuple(features["image"].shape),
         num_classes=features["label"].num_classes,
-        train_examples=_num_examples(builder, train_split),
-        eval_examples=_num_examples(builder, eval_split),
+        splits=chosen,
+        train_examples=_num_examples(builder, chosen.train),
+        validation_examples=chosen.validation
+        and _num_examples(builder, chosen.validation),
+        test_examples=_num_examples(builder, chosen.test),
     )
 
 

@@ -121,14 +121,17 @@ class Throughput(tf.keras.callbacks.Callback):
 
 
 class BestModel(tf.keras.callbacks.Callback):
-    """Saves the model whenever ``monitor`` (evaluation accuracy) improves.
+    """Saves ``model`` whenever ``monitor`` (validation accuracy) improves.
 
     The best value so far lives in ``best.json`` beside the model, so a resumed run
-    does not overwrite a better model from before the interruption.
+    does not overwrite a better model from before the interruption. ``model`` is
+    the network being trained: the model ``fit`` runs on, or the student inside
+    a distillation wrapper.
     """
 
-    def __init__(self, model_path, state_path, monitor="val_accuracy"):
+    def __init__(self, model, model_path, state_path, monitor="val_accuracy"):
         super().__init__()
+        self.network = model
         self.model_path, self.state_path = Path(model_path), Path(state_path)
         self.monitor = monitor
 
@@ -138,7 +141,7 @@ class BestModel(tf.keras.callbacks.Callback):
             return  # no evaluation this epoch (validation_freq > 1)
         best = wd.read_json(self.state_path, {}).get(self.monitor, float("-inf"))
         if value > best:
-            wd.save_model_atomic(self.model, self.model_path)
+            wd.save_model_atomic(self.network, self.model_path)
             state = {"epoch": epoch + 1, self.monitor: float(value)}
             wd.atomic_write_text(self.state_path, json.dumps(state, indent=2))
 

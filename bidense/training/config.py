@@ -61,8 +61,13 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
 
     cfg.dataset = ml_collections.ConfigDict()
     cfg.dataset.name = dataset
+    # Model selection never sees the test split (bidense.data.splits): "auto"
+    # carves the last validation_examples training images out as the validation
+    # split of datasets that have none (Fashion-MNIST, CIFAR-10); 0 turns it off.
     cfg.dataset.train_split = "train"
-    cfg.dataset.eval_split = "test"
+    cfg.dataset.validation_split = "auto"
+    cfg.dataset.validation_examples = 5000
+    cfg.dataset.test_split = "auto"
     # "auto" picks "imagenet" for large/variable-size images, else "pad_crop".
     cfg.dataset.preprocessing = "auto"
     cfg.dataset.image_size = 0  # 0 = native size (small images) or 224 (ImageNet).
@@ -74,13 +79,23 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
     cfg.epochs = 1
     cfg.batch_size = 128
     cfg.steps_per_epoch = 0  # 0 = one pass over the training split
-    cfg.eval_steps = 0  # 0 = the whole evaluation split
-    cfg.validation_freq = 1  # evaluate every N epochs (best model is chosen then)
+    cfg.eval_steps = 0  # 0 = the whole validation and test splits
+    cfg.validation_freq = 1  # validate every N epochs (best model is chosen then)
 
     cfg.optimizer = ml_collections.ConfigDict()
     cfg.optimizer.name = "adam"
     cfg.optimizer.learning_rate = 1e-3
     cfg.optimizer.epsilon = 1e-8  # larq-zoo's Adam epsilon (Keras default is 1e-7)
+
+    cfg.loss = ml_collections.ConfigDict()
+    cfg.loss.label_smoothing = 0.0
+
+    # Knowledge distillation (bidense.training.distill): a train.py work dir or a
+    # .keras file; "" trains on the labels alone.
+    cfg.distill = ml_collections.ConfigDict()
+    cfg.distill.teacher = ""
+    cfg.distill.alpha = 0.9
+    cfg.distill.temperature = 4.0
 
     cfg.schedule = ml_collections.ConfigDict()
     cfg.schedule.name = "step"  # "step", "cosine" or "constant"

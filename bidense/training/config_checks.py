@@ -21,10 +21,12 @@ _TYPED_KEYS = {
         "epochs", "batch_size", "validation_freq", "steps_per_epoch", "eval_steps",
         "checkpoint_every_steps", "seed", "verbose", "dataset.image_size",
         "dataset.crop_padding", "dataset.shuffle_buffer",
+        "dataset.validation_examples",
     ),
     float: (
         "optimizer.learning_rate", "optimizer.epsilon", "schedule.decay_factor",
         "schedule.warmup_epochs", "schedule.final_fraction",
+        "loss.label_smoothing", "distill.alpha", "distill.temperature",
     ),
     bool: ("jit_compile", "deterministic", "dataset.flip"),
     list: ("schedule.decay_epochs",),
@@ -80,3 +82,23 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             f"config.schedule.name must be one of {', '.join(SCHEDULES)}, "
             f"got {cfg.schedule.name!r}"
         )
+    if not 0.0 <= cfg.loss.label_smoothing < 1.0:
+        raise config_lib.ConfigError(
+            "config.loss.label_smoothing must be in [0, 1), got "
+            f"{cfg.loss.label_smoothing}"
+        )
+    if cfg.distill.teacher:
+        if cfg.loss.label_smoothing:
+            raise config_lib.ConfigError(
+                "config.loss.label_smoothing and config.distill.teacher do not "
+                "combine (the teacher's soft targets replace smoothed labels); "
+                "set one of them"
+            )
+        if not 0.0 <= cfg.distill.alpha <= 1.0:
+            raise config_lib.ConfigError(
+                f"config.distill.alpha must be in [0, 1], got {cfg.distill.alpha}"
+            )
+        if cfg.distill.temperature <= 0:
+            raise config_lib.ConfigError(
+                f"config.distill.temperature must be > 0, got {cfg.distill.temperature}"
+            )

@@ -17,7 +17,7 @@ import ml_collections
 import tensorflow as tf
 
 from bidense import data
-from bidense.training import checkpoints, strategies
+from bidense.training import checkpoints, distill, modeling, strategies
 from bidense.training import config as config_lib
 from bidense.training import workdir as wd
 from bidense.training.config_checks import validate
@@ -52,9 +52,11 @@ class Experiment:
     outdir: Path  # == workdir on the chief; workdir/workers/<id> on other workers
     strategy: tf.distribute.Strategy
     info: data.DatasetInfo
-    model: tf.keras.Model
+    model: tf.keras.Model  # the network trained, saved and reported
+    fit_model: tf.keras.Model  # what fit runs: model, or a Distiller around it
     train_ds: tf.data.Dataset
-    eval_ds: tf.data.Dataset
+    validation_ds: tf.data.Dataset | None  # selects best.keras; None: no selection
+    test_ds: tf.data.Dataset  # evaluated once, on the selected model
     steps_per_epoch: int
     eval_steps: int | None
     resumes: bool
@@ -72,7 +74,8 @@ class _Data:
 
     builder: object  # tfds.core.DatasetBuilder
     info: data.DatasetInfo
-    eval_ds: tf.data.Dataset
+    validation_ds: tf.data.Dataset | None
+    test_ds: tf.data.Dataset
     train_examples: int
     steps_per_epoch: int
 
@@ -106,7 +109,7 @@ def setup(
         tf.config.experimental.enable_op_determinism()
     source = _prepare_data(cfg, data_dir, manual_dir)
     with dist.scope():
-        model = _compiled_model(cfg, source.info, source.steps_per_epoch)
+        model, fit_model = _compiled_model(cfg, source.info, source.steps_per_epoch)
     # ...but claim it only once everything has been validated: a config.json left
     # by a failed setup would make the corrected command need --restart.
     resumes = wd.check_or_init(workdir, resolved, restart, write=chief)
@@ -135,8 +138,10 @@ def setup(
         strategy=dist,
         info=source.info,
         model=model,
+        fit_model=fit_model,
         train_ds=train_ds,
-        eval_ds=source.eval_ds,
+        validation_ds=source.validation_ds,
+        test_ds=source.test_ds,
         steps_per_epoch=source.steps_per_epoch,
         eval_steps=cfg.eval_steps or None,
         resumes=resumes,
@@ -154,31 +159,55 @@ def _output_dir(workdir: Path, dist: tf.distribute.Strategy, chief: bool) -> Pat
 
 
 def _prepare_data(cfg, data_dir, manual_dir) -> _Data:
-    """Prepares the dataset, builds the evaluation stream, counts the steps."""
+    """Prepares the dataset, chooses its splits, builds the evaluation streams."""
     builder = data.prepare(cfg.dataset.name, data_dir, manual_dir)
-    info = data.dataset_info(builder, cfg.dataset.train_split, cfg.dataset.eval_split)
-    eval_ds = data.eval_dataset(builder, info, cfg.dataset, cfg.batch_size)
+    info = data.dataset_info(builder, cfg.dataset)
+    validation_ds = None
+    if info.splits.validation:
+        validation_ds = data.eval_dataset(
+            builder, info.splits.validation, info, cfg.dataset, cfg.batch_size
+        )
+    test_ds = data.eval_dataset(
+        builder, info.splits.test, info, cfg.dataset, cfg.batch_size
+    )
     train_examples = info.train_examples or data.count_examples(
-        builder.as_dataset(split=cfg.dataset.train_split)
+        builder.as_dataset(split=info.splits.train)
     )
     steps_per_epoch = cfg.steps_per_epoch or train_examples // cfg.batch_size
     if steps_per_epoch < 1:
         raise config_lib.ConfigError(
             f"config.batch_size={cfg.batch_size} exceeds the {train_examples} "
-            f"training examples of {cfg.dataset.name}"
+            f"training examples of {cfg.dataset.name} ({info.splits.train})"
         )
-    return _Data(builder, info, eval_ds, train_examples, steps_per_epoch)
+    return _Data(builder, info, validation_ds, test_ds, train_examples, steps_per_epoch)
 
 
-def _compiled_model(
-    cfg, info: data.DatasetInfo, steps_per_epoch: int
-) -> tf.keras.Model:
-    """The recipe's model, compiled with its optimizer (in the strategy's scope)."""
+def _compiled_model(cfg, info: data.DatasetInfo, steps_per_epoch: int):
+    """The recipe's model and the model ``fit`` trains (in the strategy's scope).
+
+    With ``config.distill.teacher`` the model fit runs is a Distiller around the
+    recipe's model, which stays the network that is saved and reported.
+    """
     model = build_model(cfg, info)
-    compile_model(
-        model,
-        info.num_classes,
-        make_optimizer(cfg, steps_per_epoch),
+    optimizer = make_optimizer(cfg, steps_per_epoch)
+    if not cfg.distill.teacher:
+        compile_model(
+            model,
+            info.num_classes,
+            optimizer,
+            jit_compile=cfg.jit_compile,
+            label_smoothing=cfg.loss.label_smoothing,
+        )
+        return model, model
+    teacher = distill.load_teacher(
+        cfg.distill.teacher, model.input_shape[1:], info.num_classes
+    )
+    fit_model = distill.Distiller(
+        model, teacher, alpha=cfg.distill.alpha, temperature=cfg.distill.temperature
+    )
+    fit_model.compile(
+        optimizer,
+        metrics=modeling.accuracy_metrics(info.num_classes),
         jit_compile=cfg.jit_compile,
     )
-    return model
+    return model, fit_model

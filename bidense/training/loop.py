@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from bidense.training import callbacks as cb
-from bidense.training import checkpoints
+from bidense.training import checkpoints, selection
 from bidense.training import summary as summary_lib
 from bidense.training import workdir as wd
 
@@ -39,7 +39,7 @@ def make_callbacks(exp: Experiment, extra: Sequence = ()) -> list:
             repair=exp.is_chief,
         ),
         cb.Throughput(exp.steps_per_epoch * cfg.batch_size),  # before the loggers
-        cb.BestModel(exp.outdir / wd.BEST_MODEL, exp.outdir / wd.BEST_STATE),
+        cb.BestModel(exp.model, exp.outdir / wd.BEST_MODEL, exp.outdir / wd.BEST_STATE),
         tf.keras.callbacks.CSVLogger(str(exp.outdir / wd.CSV_LOG), append=True),
         tf.keras.callbacks.TensorBoard(
             str(exp.outdir / wd.TENSORBOARD), update_freq="epoch", profile_batch=0
@@ -49,20 +49,23 @@ def make_callbacks(exp: Experiment, extra: Sequence = ()) -> list:
 
 
 def train(exp: Experiment, extra_callbacks: Sequence = ()) -> dict:
-    """Trains (or resumes) to ``config.epochs``, saves the models, returns a summary.
+    """Trains (or resumes) to ``config.epochs``, saves, tests, returns a summary.
 
-    Raises errors.TrainingError when the loss stops being finite, no checkpoint
-    is readable or a file cannot be written. ``extra_callbacks`` run after
+    The model reported is the one selected on the validation split
+    (:mod:`bidense.training.selection`), tested once at the end. Raises
+    errors.TrainingError when the loss stops being finite, no checkpoint is
+    readable or a file cannot be written. ``extra_callbacks`` run after
     bidense's own (which restore the checkpoint first).
     """
     cfg = exp.config
+    validating = exp.validation_ds is not None
     start = time.perf_counter()
-    exp.model.fit(
+    exp.fit_model.fit(
         exp.train_ds,
         epochs=cfg.epochs,
         steps_per_epoch=exp.steps_per_epoch,
-        validation_data=exp.eval_ds,
-        validation_steps=exp.eval_steps,
+        validation_data=exp.validation_ds,
+        validation_steps=exp.eval_steps if validating else None,
         validation_freq=cfg.validation_freq,
         callbacks=make_callbacks(exp, extra_callbacks),
         verbose=cfg.verbose,
@@ -72,10 +75,9 @@ def train(exp: Experiment, extra_callbacks: Sequence = ()) -> dict:
     # A full disk here loses nothing: the last checkpoint has it all.
     _write(exp, final, lambda: wd.save_model_atomic(exp.model, final))
 
-    metrics = exp.model.evaluate(
-        exp.eval_ds, steps=exp.eval_steps, verbose=0, return_dict=True
-    )
-    summary = summary_lib.summarize(exp, metrics, session_seconds)
+    chosen = selection.select(exp)
+    metrics = selection.test(exp, chosen.model)
+    summary = summary_lib.summarize(exp, chosen, metrics, session_seconds)
     path = exp.outdir / wd.SUMMARY
     _write(exp, path, lambda: wd.atomic_write_text(path, json.dumps(summary, indent=2)))
     return summary

@@ -45,21 +45,54 @@ def ends_with_softmax(model: tf.keras.Model) -> bool:
     return getattr(activation, "__name__", "") == "softmax"
 
 
-def compile_model(model, num_classes: int, optimizer=None, jit_compile=False) -> None:
-    """Sparse cross-entropy, top-1 and top-5 accuracy, XLA if ``jit_compile``."""
+def accuracy_metrics(num_classes: int) -> list:
+    """Top-1 and top-5 accuracy (top-k capped at the number of classes)."""
+    return [
+        tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        tf.keras.metrics.SparseTopKCategoricalAccuracy(
+            k=min(5, num_classes), name="top5"
+        ),
+    ]
+
+
+def compile_model(
+    model, num_classes: int, optimizer=None, jit_compile=False, label_smoothing=0.0
+) -> None:
+    """Cross-entropy, top-1 and top-5 accuracy, XLA if ``jit_compile``.
+
+    ``label_smoothing`` > 0 trains on smoothed one-hot targets (Szegedy et al.
+    2016), so the loss is the categorical form of the same cross-entropy.
+    """
+    from_logits = not ends_with_softmax(model)
+    if label_smoothing:
+        loss = _SmoothedSparseCrossentropy(label_smoothing, num_classes, from_logits)
+    else:
+        loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
     model.compile(
         optimizer=optimizer or "adam",
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(
-            from_logits=not ends_with_softmax(model)
-        ),
-        metrics=[
-            tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            tf.keras.metrics.SparseTopKCategoricalAccuracy(
-                k=min(5, num_classes), name="top5"
-            ),
-        ],
+        loss=loss,
+        metrics=accuracy_metrics(num_classes),
         jit_compile=jit_compile,
     )
+
+
+class _SmoothedSparseCrossentropy(tf.keras.losses.Loss):
+    """Categorical cross-entropy with label smoothing, on integer labels."""
+
+    def __init__(self, smoothing: float, num_classes: int, from_logits: bool):
+        super().__init__(name="smoothed_crossentropy")
+        self.smoothing, self.num_classes = smoothing, num_classes
+        self.from_logits = from_logits
+
+    def call(self, y_true, y_pred):
+        labels = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+        labels = tf.one_hot(labels, self.num_classes)
+        return tf.keras.losses.categorical_crossentropy(
+            labels,
+            y_pred,
+            from_logits=self.from_logits,
+            label_smoothing=self.smoothing,
+        )
 
 
 def make_optimizer(cfg, steps_per_epoch: int):

@@ -87,7 +87,10 @@ def _dataset_fields(cfg, dataset: str) -> str:
     """Sets the per-dataset input settings; returns the dataset's base name."""
     base = dataset.split(":")[0]
     if base == "imagenet2012":
-        cfg.dataset.eval_split = "validation"
+        # No public test labels: the literature reports the validation split,
+        # so it is the test split here and selection uses a carve of train.
+        cfg.dataset.test_split = "validation"
+        cfg.dataset.validation_examples = 10_000
         cfg.dataset.preprocessing = "imagenet"
         cfg.dataset.image_size = 224
     elif base in ("cifar10", "cifar100"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib.machinery
 import importlib.util
 import json
 import math
@@ -113,10 +114,32 @@ def load_recipe(
     path = Path(config_file) if config_file else Path(config_dir) / f"{model_name}.py"
     if not path.is_file():
         raise ConfigError(f"no recipe file {path} for model {model_name!r}")
-    spec = importlib.util.spec_from_file_location(f"bidense_recipe_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config(dataset)
+    # A recipe is the user's Python: any error in it is reported in one line.
+    # The loader is explicit so that any suffix loads (not only .py).
+    name = f"bidense_recipe_{path.stem}"
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    module = importlib.util.module_from_spec(
+        importlib.util.spec_from_loader(name, loader)
+    )
+    try:
+        loader.exec_module(module)
+        get_config = getattr(module, "get_config", None)
+        if not callable(get_config):
+            raise ConfigError(f"recipe {path} defines no get_config(dataset)")
+        cfg = get_config(dataset)
+    except ConfigError:
+        raise
+    except Exception as error:
+        text = str(error).strip().splitlines()
+        raise ConfigError(
+            f"cannot load recipe {path}: {type(error).__name__}"
+            + (f": {text[0]}" if text else "")
+        ) from None
+    if not isinstance(cfg, ml_collections.ConfigDict) or "model_name" not in cfg:
+        raise ConfigError(
+            f"get_config in recipe {path} returned {type(cfg).__name__}, not a "
+            "ConfigDict with model_name (see configs/*.py: bidense.training.recipes)"
+        )
     if cfg.model_name != model_name:
         raise ConfigError(
             f"recipe {path} is for {cfg.model_name!r}, not model {model_name!r}"

@@ -2,9 +2,10 @@
 
 A recipe is a Python file ``configs/<model>.py`` with ``get_config(arg)`` returning a
 locked :class:`ml_collections.ConfigDict` (the big_vision convention); ``arg`` names the
-dataset. Overrides come from the command line as ``--config.a.b=value`` and are
-validated against the recipe: an unknown key or a value of the wrong type is a
-:class:`ConfigError` with a one-line message, never silently ignored.
+dataset. Overrides come from the command line as ``--config.a.b=value`` (split off by
+the entry points' ``cli.split_overrides``) and are validated against the recipe: an
+unknown key or a value of the wrong type is a :class:`ConfigError` with a one-line
+message, never silently ignored.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ import ml_collections
 # Builder arguments that the data pipeline decides (input size, classes) or that
 # only make sense outside training (weights), so they are not recipe switches.
 _NON_SWITCH_ARGS = ("input_shape", "input_tensor", "include_top", "num_classes")
-
-_CONFIG_PREFIX = "--config."
 
 
 class ConfigError(ValueError):
@@ -145,28 +144,6 @@ def load_recipe(
             f"recipe {path} is for {cfg.model_name!r}, not model {model_name!r}"
         )
     return cfg
-
-
-def split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Separates ``--config.a.b=v`` (or ``--config.a.b v``) from the other args."""
-    rest, overrides = [], []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg.startswith(_CONFIG_PREFIX):
-            key, sep, value = arg[len(_CONFIG_PREFIX) :].partition("=")
-            if not sep:
-                if i + 1 >= len(argv):
-                    raise ConfigError(f"{arg} needs a value: {arg}=VALUE")
-                i += 1
-                value = argv[i]
-            if not key:
-                raise ConfigError(f"malformed override {arg!r}; use --config.KEY=VALUE")
-            overrides.append((key, value))
-        else:
-            rest.append(arg)
-        i += 1
-    return rest, overrides
 
 
 def _parse_literal(raw: str):

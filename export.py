@@ -88,7 +88,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     )
 
 
-def model_switches(model: str, overrides) -> dict:
+def switch_overrides(model: str, overrides) -> dict:
     """The ``--config.model.X`` overrides, checked against ``model``'s switches.
 
     The same validation as train.py's (``config.apply_overrides``): an unknown
@@ -127,7 +127,7 @@ def load_model(args: cli.Args):
         raise ValueError(
             f"give --model (one of: {', '.join(bidense.list_models())}) or --workdir"
         )
-    kwargs = model_switches(f.model, args.overrides)
+    kwargs = switch_overrides(f.model, args.overrides)
     if f.num_classes is not None:
         kwargs["num_classes"] = f.num_classes
     if f.include_top is not None:

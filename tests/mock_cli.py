@@ -37,6 +37,7 @@ def main():
             [tf.config.LogicalDeviceConfiguration()] * cpus,
         )
     sys.argv = [script, *args]
+    sys.path.insert(0, str(REPO))  # as python would for the script: cli.py beside it
     with tfds.testing.mock_data(
         num_examples=int(os.environ.get("MOCK_EXAMPLES", "64")),
         policy=tfds.testing.MockPolicy.USE_CODE,

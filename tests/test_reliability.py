@@ -2,6 +2,7 @@
 and bad input to an entry point is one line and exit status 2."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -133,6 +134,8 @@ DAMAGED = {
     "recipes/raising.py": "def get_config(arg):\n    raise RuntimeError('boom')\n",
     "recipes/a_dict.py": "def get_config(arg):\n    return {'model_name': 'x'}\n",
     "recipes/no_module.py": "import no_such_module\n",
+    "recipes/returns_none.py": "def get_config(arg):\n    pass\n",
+    "recipes/no_argument.py": "def get_config():\n    pass\n",
     # Study files (ablate.py --study).
     "studies/syntax.py": "VARIANTS = {\n",
     "studies/empty.py": "",
@@ -144,14 +147,30 @@ DAMAGED = {
     "studies/unknown_model.py": STUDY.format(extra="seeds=(1, 2)").replace(
         'model="binary_resnet_e18"', 'model="resnet50"'
     ),
-    "studies/study.txt": STUDY.format(extra="seeds=(1, 2)"),
+    "studies/seeds_int.py": STUDY.format(extra="seeds=3"),
+    "studies/config_list.py": STUDY.format(extra="config=[1]"),
+    "studies/name_int.py": STUDY.format(extra="seeds=(1, 2)").replace(
+        'name="s"', "name=3"
+    ),
+    "studies/good.py": STUDY.format(extra="seeds=(1, 2)"),
+    # Files of a study's finished run (ablate.py --report_only reads them).
+    "study_runs/summary_not_json/cells/scaling-none/seed1/summary.json": "{",
+    "study_runs/summary_text/cells/scaling-none/seed1/summary.json": (
+        '{"top1": "high", "top5": 1, "size_mib": 1, "ops": 1, "params": 1, '
+        '"epochs": 1, "train_seconds": 1}'
+    ),
+    "study_runs/times_not_json/cells/scaling-none/seed1/ablate.json": "{",
 }
 
 
-def _tflite(model) -> bytes:
+def _tflite() -> bytes:
+    """A valid flatbuffer, converted in a second (a ResNetE takes a minute)."""
     from larq_compute_engine import convert_keras_model
 
-    return convert_keras_model(model)
+    inputs = tf.keras.Input((8, 8, 1))
+    return convert_keras_model(
+        tf.keras.Model(inputs, tf.keras.layers.Conv2D(2, 3)(inputs))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -183,12 +202,17 @@ def inputs(tmp_path_factory):
     middle = len(keras) // 2  # inside the compressed weights: the CRC fails
     flipped = keras[:middle] + bytes(b ^ 0xFF for b in keras[middle:][:64])
     (models / "flipped.keras").write_bytes(flipped + keras[middle + 64 :])
+    with zipfile.ZipFile(models / "model.keras") as whole:
+        with zipfile.ZipFile(models / "no_config.keras", "w") as part:
+            for name in whole.namelist():
+                if name != "config.json":
+                    part.writestr(name, whole.read(name))
     (models / "a_directory").mkdir()
     (models / "a_directory" / "notes.txt").write_text("not a SavedModel")
 
     # Flatbuffers: whole, cut short (LCE's interpreter crashed the process),
     # random bytes, empty, and a Keras model renamed.
-    flatbuffer = _tflite(model)
+    flatbuffer = _tflite()
     (models / "model.tflite").write_bytes(flatbuffer)
     (models / "truncated.tflite").write_bytes(flatbuffer[: len(flatbuffer) // 2])
     (models / "random.tflite").write_bytes(np.random.RandomState(0).bytes(4096))
@@ -200,13 +224,21 @@ def inputs(tmp_path_factory):
         (root / name).mkdir()
         (root / name / wd.CONFIG).write_text(text)
         (root / name / wd.FINAL_MODEL).write_bytes(keras)
+    incomplete = json.loads(config_lib.to_json(cfg))
+    del incomplete["dataset"]["preprocessing"]
+    (root / "incomplete_config").mkdir()
+    (root / "incomplete_config" / wd.CONFIG).write_text(json.dumps(incomplete))
     (root / "foreign").mkdir()  # e.g. a download folder with another config.json
     (root / "foreign" / wd.CONFIG).write_text('{"architectures": ["BertModel"]}')
     (root / "foreign" / "model.keras").write_bytes(keras)
 
     for name, text in DAMAGED.items():
-        (root / name).parent.mkdir(exist_ok=True)
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
+    summary = {"top1": 0.8, "top5": 1, "size_mib": 1, "ops": 1, "params": 1,
+               "epochs": 1, "train_seconds": 1}  # fmt: skip
+    times_run = root / "study_runs/times_not_json/cells/scaling-none/seed1"
+    (times_run / "summary.json").write_text(json.dumps(summary))
     return root
 
 
@@ -284,6 +316,7 @@ BAD_INPUTS = [
 # (the inputs fixture makes them). Each must be one line with a hint.
 EVAL = ["--dataset", "fashion_mnist"]
 MODELS = "{root}/models"
+REPORT = ["--study", "{root}/studies/good.py", "--report_only", "--workdir"]
 BAD_FILES = [
     # evaluate.py --tflite: LCE's interpreter raises a RuntimeError on these and
     # crashes the process (segmentation fault) on a truncated file.
@@ -304,6 +337,8 @@ BAD_FILES = [
      "empty.keras: it is empty; give a model saved with model.save()"),
     ("evaluate.py", ["--model_path", f"{MODELS}/flipped.keras", *EVAL],
      "flipped.keras (BadZipFile: Bad CRC-32"),
+    ("evaluate.py", ["--model_path", f"{MODELS}/no_config.keras", *EVAL],
+     "no_config.keras (KeyError: \"There is no item named 'config.json'"),
     ("evaluate.py", ["--model_path", f"{MODELS}/a_directory", *EVAL],
      "a_directory (OSError: SavedModel file does not exist"),
     ("evaluate.py", ["--model_path", "{root}/garbage.h5", *EVAL],
@@ -322,6 +357,8 @@ BAD_FILES = [
      "config.json is not valid JSON (Expecting property name"),
     ("evaluate.py", ["--workdir", "{root}/list_config"],
      "config.json is not a train.py config (no dataset.name); train.py writes it"),
+    ("evaluate.py", ["--workdir", "{root}/incomplete_config"],
+     "config.json is not a complete train.py config (no dataset.preprocessing)"),
     ("evaluate.py", ["--model_path", "{root}/foreign/model.keras", *EVAL],
      "foreign/config.json is not a train.py config (no dataset.name)"),
     # train.py --config_file: a recipe is the user's Python.
@@ -335,6 +372,10 @@ BAD_FILES = [
      "returned dict, not a ConfigDict with model_name"),
     ("train.py", [*TRAIN, "--config_file", "{root}/recipes/no_module.py"],
      "ModuleNotFoundError: No module named 'no_such_module'"),
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes/returns_none.py"],
+     "returned NoneType, not a ConfigDict with model_name"),
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes/no_argument.py"],
+     "no_argument.py: TypeError: get_config() takes 0 positional arguments"),
     ("train.py", [*TRAIN, "--config_file", "{root}/recipes"], "no recipe file"),
     # train.py --workdir with a damaged config.json; weights that are no file.
     ("train.py", [*TRAIN, "--workdir", "{root}/broken_config"],
@@ -362,7 +403,20 @@ BAD_FILES = [
      "grid must be a dict"),
     ("ablate.py", ["--study", "{root}/studies/unknown_model.py"],
      "unknown model 'resnet50'"),
+    ("ablate.py", ["--study", "{root}/studies/seeds_int.py"],
+     "seeds must be integers, got 3"),
+    ("ablate.py", ["--study", "{root}/studies/config_list.py"],
+     "study config must be a dict, got [1]"),
+    ("ablate.py", ["--study", "{root}/studies/name_int.py"],
+     "study name must be a str, got 3"),
     ("ablate.py", ["--study", "{root}/studies"], "no study file"),
+    # ablate.py --report_only: the files of the study's runs.
+    ("ablate.py", [*REPORT, "{root}/study_runs/summary_not_json"],
+     "seed1/summary.json is damaged (not a JSON object); delete it and rerun"),
+    ("ablate.py", [*REPORT, "{root}/study_runs/summary_text"],
+     "seed1/summary.json is damaged (no number for top1)"),
+    ("ablate.py", [*REPORT, "{root}/study_runs/times_not_json"],
+     "seed1/ablate.json is damaged; delete it"),
 ]  # fmt: skip
 
 

@@ -53,17 +53,20 @@ def _read_summary(path: Path) -> dict:
         summary = json.loads(path.read_text())
     except ValueError:  # JSONDecodeError, UnicodeDecodeError
         summary = None
-    bad = [
-        key
-        for key in METRICS
-        if not isinstance(summary, dict)
-        or isinstance(summary.get(key), bool)
-        or not isinstance(summary.get(key), int | float)
-    ]
-    if bad:
+    if not isinstance(summary, dict):
+        problem = "not a JSON object"
+    else:
+        bad = [
+            key
+            for key in METRICS
+            if isinstance(summary.get(key), bool)
+            or not isinstance(summary.get(key), int | float)
+        ]
+        problem = f"no number for {', '.join(bad)}" if bad else None
+    if problem:
         raise StudyError(
-            f"{path} is damaged (no number for {', '.join(bad)}); delete it and "
-            "rerun the same command: train.py writes it again without training"
+            f"{path} is damaged ({problem}); delete it and rerun the same command: "
+            "train.py writes it again without training"
         )
     return summary
 

@@ -436,13 +436,14 @@ def run_bad_input(script, args, root, workdir):
     ids=[f"{s}:{m[:30]}" for s, _, m in BAD_INPUTS + BAD_FILES],
 )
 def test_bad_input_to_an_entry_point_is_one_line_and_status_2(
-    tmp_path, inputs, script, args, message
+    tmp_path, monkeypatch, inputs, script, args, message
 ):
     """In-process: the entry point's own parsing and main (mock_cli.run_in_process).
 
     Anything but the one-line exit would escape as an exception (a traceback in
     a real process); test_the_real_process_prints_one_line runs real processes.
     """
+    monkeypatch.chdir(CONFIG_DIR.parent)  # relative paths, as from the repository
     workdir = tmp_path / "run"
     result = run_bad_input(script, args, inputs, workdir)
     assert result.returncode == 2, result.stderr[-2000:]

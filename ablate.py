@@ -18,77 +18,91 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
+import cli  # noqa: E402
 from bidense.ablation import grid, plots, results, runner, study  # noqa: E402
-from bidense.training import cli  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("study", None, "Study file, e.g. configs/studies/NAME.py.")
-flags.DEFINE_string("variant", None, "Study variant (default: the file's DEFAULT).")
-flags.DEFINE_string(
-    "workdir", None, "Study directory (default runs/studies/<file>/<variant>)."
-)
-flags.DEFINE_integer("parallel", 1, "Runs trained at the same time (processes).")
-flags.DEFINE_list("seeds", None, "Override the study's seeds, e.g. 1,2,3.")
-flags.DEFINE_string("data_dir", None, "TFDS data dir, passed on to train.py.")
-flags.DEFINE_string(
-    "launcher", None, "Command that runs train.py (default: this Python)."
-)
-flags.DEFINE_bool("report_only", False, "Only collect results and draw plots.")
-flags.DEFINE_bool("dry_run", False, "Print the train.py commands and exit.")
-flags.DEFINE_bool("check_models", True, "Build every cell's model before training.")
-flags.mark_flags_as_required(["study"])
 
 REPO = Path(__file__).resolve().parent
 PROGRAM = "ablate.py"
 
 
-def fail(message) -> None:
-    print(f"{PROGRAM}: error: {str(message).strip().splitlines()[0]}", file=sys.stderr)
-    sys.exit(2)
+def define_flags(flag_values: flags.FlagValues) -> None:
+    """ablate.py's flags (cli.Command defines them where it parses)."""
+    fv = flag_values
+    flags.DEFINE_string(
+        "study", None, "Study file, e.g. configs/studies/NAME.py.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "variant", None, "Study variant (default: the file's DEFAULT).", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "workdir",
+        None,
+        "Study directory (default runs/studies/<file>/<variant>).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "parallel", 1, "Runs trained at the same time (processes).", flag_values=fv
+    )
+    flags.DEFINE_list(
+        "seeds", None, "Override the study's seeds, e.g. 1,2,3.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "data_dir", None, "TFDS data dir, passed on to train.py.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "launcher",
+        None,
+        "Command that runs train.py (default: this Python).",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "report_only", False, "Only collect results and draw plots.", flag_values=fv
+    )
+    flags.DEFINE_bool(
+        "dry_run", False, "Print the train.py commands and exit.", flag_values=fv
+    )
+    flags.DEFINE_bool(
+        "check_models",
+        True,
+        "Build every cell's model before training.",
+        flag_values=fv,
+    )
+    flags.mark_flags_as_required(["study"], flag_values=fv)
 
 
-def parse_flags(argv):
-    try:
-        return cli.parse_absl_flags(argv)
-    except flags.Error as error:
-        fail(error)
-
-
-def setup():
+def setup(f: flags.FlagValues):
     """Loads and checks the study; everything here is a one-line user error."""
-    spec, variant = study.load_study(FLAGS.study, FLAGS.variant)
-    if FLAGS.seeds:
+    spec, variant = study.load_study(f.study, f.variant)
+    if f.seeds:
         try:
-            seeds = tuple(int(s) for s in FLAGS.seeds)
+            seeds = tuple(int(s) for s in f.seeds)
         except ValueError:
-            raise study.StudyError(
-                f"--seeds must be integers, got {FLAGS.seeds}"
-            ) from None
+            raise study.StudyError(f"--seeds must be integers, got {f.seeds}") from None
         spec = spec.replace(seeds=seeds)
         study.check_shape(spec)
-    if FLAGS.parallel < 1:
+    if f.parallel < 1:
         raise study.StudyError("--parallel must be >= 1")
     cells = grid.expand(spec)
-    if not FLAGS.report_only:
-        runner.check_cells(spec, cells, REPO / "configs", build=FLAGS.check_models)
-    workdir = Path(FLAGS.workdir or REPO / "runs" / "studies" / Path(FLAGS.study).stem)
-    if not FLAGS.workdir:
+    if not f.report_only:
+        runner.check_cells(spec, cells, REPO / "configs", build=f.check_models)
+    workdir = Path(f.workdir or REPO / "runs" / "studies" / Path(f.study).stem)
+    if not f.workdir:
         workdir = workdir / variant
     return spec, variant, cells, workdir
 
 
-def main(argv):
+def main(args: cli.Args) -> int:
+    f = args.flags
     try:
-        cli.check_no_extra_args(argv)
-        spec, variant, cells, workdir = setup()
-    except (study.StudyError, ValueError, FileNotFoundError) as error:
-        fail(error)
+        spec, variant, cells, workdir = setup(f)
+    except cli.USER_ERRORS as error:
+        cli.fail(PROGRAM, error)
     runs = grid.runs(spec, cells, workdir)
-    launcher = shlex.split(FLAGS.launcher) if FLAGS.launcher else [sys.executable]
-    extra = ["--data_dir", FLAGS.data_dir] if FLAGS.data_dir else []
-    if FLAGS.dry_run:
+    launcher = shlex.split(f.launcher) if f.launcher else [sys.executable]
+    extra = ["--data_dir", f.data_dir] if f.data_dir else []
+    if f.dry_run:
         for run in runs:
             argv = runner.command(
                 spec, run, launcher=launcher, train_script=REPO / "train.py",
@@ -102,21 +116,23 @@ def main(argv):
         file=sys.stderr,
     )
     failed = []
-    if not FLAGS.report_only:
-        try:
+    try:
+        if not f.report_only:
             outcomes = runner.run_all(
-                spec, runs, parallel=FLAGS.parallel, launcher=launcher,
+                spec, runs, parallel=f.parallel, launcher=launcher,
                 train_script=REPO / "train.py", extra_args=extra, cwd=REPO,
                 echo=lambda text: print(text, file=sys.stderr, flush=True),
             )  # fmt: skip
-        except KeyboardInterrupt:
-            print(
-                f"{PROGRAM}: interrupted; rerun the same command to resume",
-                file=sys.stderr,
-            )
-            return 130
-        failed = [o for o in outcomes if o.status == "failed"]
-    report(spec, cells, runs, workdir)
+            failed = [o for o in outcomes if o.status == "failed"]
+        report(spec, cells, runs, workdir)
+    except KeyboardInterrupt:
+        print(
+            f"{PROGRAM}: interrupted; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    except study.StudyError as error:  # a damaged file in a run's directory
+        cli.fail(PROGRAM, error, status=2 if f.report_only else 1)
     if failed:
         print(
             f"{PROGRAM}: {len(failed)} of {len(runs)} runs failed; rerun to retry "
@@ -141,5 +157,7 @@ def report(spec, cells, runs, workdir: Path) -> None:
     )
 
 
+COMMAND = cli.Command(PROGRAM, define_flags, main, overrides=False)
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    COMMAND.run()

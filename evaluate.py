@@ -14,70 +14,114 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
-from bidense.training import cli, evaluation  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A train.py work directory.")
-flags.DEFINE_enum("checkpoint", "final", ["final", "best"], "Model of --workdir.")
-flags.DEFINE_string(
-    "model_path", None, "A saved Keras model (.keras, .h5, SavedModel)."
-)
-flags.DEFINE_string("model", None, "Registered model name; needs --weights.")
-flags.DEFINE_string("weights", None, "Weights file (or 'imagenet') for --model.")
-flags.DEFINE_string("tflite", None, "A .tflite file, run by LCE's interpreter.")
-flags.DEFINE_string("dataset", None, "TFDS dataset (default: the run's dataset).")
-flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
-flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.")
-# Bounds make absl reject bad values as one-line flag errors (a negative batch
-# size was a TensorFlow traceback).
-flags.DEFINE_integer(
-    "batch_size", 0, "Evaluation batch size (0 = the recipe's).", lower_bound=0
-)
-flags.DEFINE_integer(
-    "max_examples", 0, "Evaluate only the first N images (0 = all).", lower_bound=0
-)
-flags.DEFINE_integer("num_threads", 1, "Threads of the LCE interpreter.", lower_bound=1)
-flags.DEFINE_string("output_json", None, "Results JSON (default: in the run's dir).")
-flags.DEFINE_string("results_csv", None, "CSV to append the row to (default: same).")
+import cli  # noqa: E402
+from bidense.training import evaluation  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROGRAM = "evaluate.py"
-_overrides: list[tuple[str, str]] = []
 
 
-parse_flags = cli.override_parser(PROGRAM, _overrides)
+def define_flags(flag_values: flags.FlagValues) -> None:
+    """evaluate.py's flags (cli.Command defines them where it parses)."""
+    fv = flag_values
+    flags.DEFINE_string("workdir", None, "A train.py work directory.", flag_values=fv)
+    flags.DEFINE_enum(
+        "checkpoint", "final", ["final", "best"], "Model of --workdir.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "model_path",
+        None,
+        "A saved Keras model (.keras, .h5, SavedModel).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "model", None, "Registered model name; needs --weights.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "weights", None, "Weights file (or 'imagenet') for --model.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "tflite", None, "A .tflite file, run by LCE's interpreter.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "dataset", None, "TFDS dataset (default: the run's dataset).", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "TFDS data dir (default ~/tensorflow_datasets).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.", flag_values=fv)
+    # Bounds make absl reject bad values as one-line flag errors (a negative
+    # batch size would be a TensorFlow traceback).
+    flags.DEFINE_integer(
+        "batch_size",
+        0,
+        "Evaluation batch size (0 = the recipe's).",
+        lower_bound=0,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "max_examples",
+        0,
+        "Evaluate only the first N images (0 = all).",
+        lower_bound=0,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "num_threads",
+        1,
+        "Threads of the LCE interpreter.",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "output_json",
+        None,
+        "Results JSON (default: in the run's dir).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "results_csv",
+        None,
+        "CSV to append the row to (default: same).",
+        flag_values=fv,
+    )
 
 
-def main(argv):
+def main(args: cli.Args) -> None:
+    f = args.flags
     logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens
     try:
-        cli.check_no_extra_args(argv)
-        if FLAGS.model:
-            cli.check_model_name(FLAGS.model)
+        if f.model:
+            cli.check_model_name(f.model)
         row = evaluation.run(
             config_dir=CONFIG_DIR,
-            workdir=FLAGS.workdir,
-            checkpoint=FLAGS.checkpoint,
-            model_path=FLAGS.model_path,
-            model_name=FLAGS.model,
-            weights=FLAGS.weights,
-            tflite=FLAGS.tflite,
-            dataset=FLAGS.dataset,
-            overrides=_overrides,
-            data_dir=FLAGS.data_dir,
-            manual_dir=FLAGS.manual_dir,
-            batch_size=FLAGS.batch_size,
-            max_examples=FLAGS.max_examples,
-            num_threads=FLAGS.num_threads,
-            output_json=FLAGS.output_json,
-            results_csv=FLAGS.results_csv,
+            workdir=f.workdir,
+            checkpoint=f.checkpoint,
+            model_path=f.model_path,
+            model_name=f.model,
+            weights=f.weights,
+            tflite=f.tflite,
+            dataset=f.dataset,
+            overrides=args.overrides,
+            data_dir=f.data_dir,
+            manual_dir=f.manual_dir,
+            batch_size=f.batch_size,
+            max_examples=f.max_examples,
+            num_threads=f.num_threads,
+            output_json=f.output_json,
+            results_csv=f.results_csv,
         )
     except cli.USER_ERRORS as error:
         cli.fail(PROGRAM, error)
     print(evaluation.result_line(row))
 
 
+COMMAND = cli.Command(PROGRAM, define_flags, main)
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    COMMAND.run()

@@ -14,65 +14,97 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
-from bidense.training import callbacks, cli, experiment, strategies  # noqa: E402
+import cli  # noqa: E402
+from bidense.training import callbacks, experiment, strategies  # noqa: E402
 from bidense.training import config as config_lib  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Registered model name (bidense.list_models()).")
-flags.DEFINE_string("dataset", "fashion_mnist", "TFDS dataset name; picks the recipe.")
-flags.DEFINE_string("workdir", None, "Where checkpoints, logs and models go.")
-flags.DEFINE_enum(
-    "strategy", "default", strategies.STRATEGIES, "tf.distribute strategy."
-)
-flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
-flags.DEFINE_string("data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).")
-flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.")
-flags.DEFINE_string("config_file", None, "Recipe file instead of configs/<model>.py.")
-flags.DEFINE_bool("restart", False, "Delete this work dir's previous run first.")
-flags.DEFINE_bool(
-    "deterministic",
-    False,
-    "Bit-identical reruns and resumes (sets config.deterministic; slower, see "
-    "docs/reliability.md).",
-)
-flags.mark_flags_as_required(["model", "workdir"])
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROGRAM = "train.py"
-_overrides: list[tuple[str, str]] = []
 
 
-parse_flags = cli.override_parser(PROGRAM, _overrides)
+def define_flags(flag_values: flags.FlagValues) -> None:
+    """train.py's flags (cli.Command defines them where it parses)."""
+    fv = flag_values
+    flags.DEFINE_string(
+        "model", None, "Registered model name (bidense.list_models()).", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "dataset",
+        "fashion_mnist",
+        "TFDS dataset name; picks the recipe.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "workdir", None, "Where checkpoints, logs and models go.", flag_values=fv
+    )
+    flags.DEFINE_enum(
+        "strategy",
+        "default",
+        strategies.STRATEGIES,
+        "tf.distribute strategy.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "tpu", "", "TPU name or address for --strategy=tpu.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "TFDS data dir (default ~/tensorflow_datasets).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.", flag_values=fv)
+    flags.DEFINE_string(
+        "config_file",
+        None,
+        "Recipe file instead of configs/<model>.py.",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "restart", False, "Delete this work dir's previous run first.", flag_values=fv
+    )
+    flags.DEFINE_bool(
+        "deterministic",
+        False,
+        "Bit-identical reruns and resumes (sets config.deterministic; slower, see "
+        "docs/reliability.md).",
+        flag_values=fv,
+    )
+    flags.mark_flags_as_required(["model", "workdir"], flag_values=fv)
 
 
-def main(argv):
+def resolve_config(args: cli.Args):
+    """The recipe with the command line applied; ValueError on bad input."""
+    f = args.flags
+    cli.check_model_name(f.model)
+    cfg = config_lib.load_recipe(CONFIG_DIR, f.model, f.dataset, f.config_file)
+    config_lib.apply_overrides(cfg, args.overrides)
+    if f.deterministic:
+        cfg.deterministic = True
+    return cfg
+
+
+def main(args: cli.Args) -> None:
+    f = args.flags
     logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens
     try:
-        cli.check_no_extra_args(argv)
-        cli.check_model_name(FLAGS.model)
-        cfg = config_lib.load_recipe(
-            CONFIG_DIR, FLAGS.model, FLAGS.dataset, FLAGS.config_file
-        )
-        config_lib.apply_overrides(cfg, _overrides)
-        if FLAGS.deterministic:
-            cfg.deterministic = True
         exp = experiment.setup(
-            cfg,
-            FLAGS.workdir,
-            strategy=FLAGS.strategy,
-            tpu_address=FLAGS.tpu,
-            data_dir=FLAGS.data_dir,
-            manual_dir=FLAGS.manual_dir,
-            restart=FLAGS.restart,
+            resolve_config(args),
+            f.workdir,
+            strategy=f.strategy,
+            tpu_address=f.tpu,
+            data_dir=f.data_dir,
+            manual_dir=f.manual_dir,
+            restart=f.restart,
         )
     except cli.USER_ERRORS as error:
         cli.fail(PROGRAM, error)
     except callbacks.TrainingError as error:  # e.g. no readable checkpoint
         cli.fail(PROGRAM, error, status=1)
     replicas = exp.strategy.num_replicas_in_sync
-    print(f"Training {FLAGS.model} on {replicas} replica(s)", file=sys.stderr)
+    print(f"Training {f.model} on {replicas} replica(s)", file=sys.stderr)
     if exp.resumes:
         epoch, step = divmod(exp.start_step, exp.steps_per_epoch)
         where = f"epoch {epoch + 1}, step {step}"
@@ -99,5 +131,7 @@ def main(argv):
     print(experiment.summary_line(summary))
 
 
+COMMAND = cli.Command(PROGRAM, define_flags, main)
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    COMMAND.run()

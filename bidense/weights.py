@@ -130,8 +130,16 @@ def load_weights_file(model: tf.keras.Model, path: str) -> None:
         model.load_weights(path)
     except Exception as error:  # Keras raises ValueError, OSError, KeyError...
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        hint = (
+            "check the model name, num_classes, include_top, input channels and "
+            "architecture switches."
+        )
+        if isinstance(error, OSError):  # h5py cannot open it at all
+            hint = (
+                "it is not a whole weights file: pass one saved with "
+                "model.save_weights()."
+            )
         raise ValueError(
             f"Weights file {path!r} does not fit {model.name} as built "
-            f"({type(error).__name__}: {first_line[:200]}); check the model name, "
-            "num_classes, include_top, input channels and architecture switches."
+            f"({type(error).__name__}: {first_line[:200]}); {hint}"
         ) from None

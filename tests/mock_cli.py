@@ -5,10 +5,20 @@
 Environment: ``MOCK_EXAMPLES`` (examples per split, default 64) and
 ``LOGICAL_CPUS`` (split the CPU into that many logical devices first, so
 MirroredStrategy has two replicas on a one-CPU machine).
+
+:func:`run_cli` runs an entry point in a subprocess; :func:`run_in_process` runs
+the same command in the test's process (no TensorFlow import per call), through
+the entry point's ``cli.Command`` with its own fresh flags: what to use when
+the process boundary itself is not what a test checks.
 """
 
+import contextlib
+import functools
+import importlib.util
+import io
 import os
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +37,7 @@ def main():
             [tf.config.LogicalDeviceConfiguration()] * cpus,
         )
     sys.argv = [script, *args]
+    sys.path.insert(0, str(REPO))  # as python would for the script: cli.py beside it
     with tfds.testing.mock_data(
         num_examples=int(os.environ.get("MOCK_EXAMPLES", "64")),
         policy=tfds.testing.MockPolicy.USE_CODE,
@@ -47,8 +58,6 @@ def run_cli(
     ``launcher``: another wrapper script than this one (e.g. tests/crash_cli.py).
     Returns the CompletedProcess; with ``check`` a non-zero exit fails with stderr.
     """
-    import subprocess
-
     full_env = {**os.environ, "MOCK_EXAMPLES": str(examples), **(env or {})}
     # This checkout's bidense, whatever an editable install elsewhere points at:
     # the script's own directory, not the cwd, starts a subprocess's sys.path.
@@ -68,6 +77,48 @@ def run_cli(
             f"{script} failed ({result.returncode}):\n{result.stderr[-3000:]}"
         )
     return result
+
+
+@functools.cache
+def entry_point(script: str):
+    """The module of an entry point (``train.py``, ...), imported once.
+
+    Importing defines no flags (each ``cli.Command`` call defines its own), so
+    all four entry points live side by side in one process.
+    """
+    name = f"{Path(script).stem}_entry_point"
+    spec = importlib.util.spec_from_file_location(name, REPO / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_in_process(script, *args, examples=64, mock=True):
+    """Runs ``script`` with ``args`` in this process, on mock data if ``mock``.
+
+    Returns a CompletedProcess with the exit status and what the command
+    printed (Python-level stdout and stderr). An exception other than the
+    SystemExit of ``cli.fail`` propagates: in a real process it would be a
+    traceback.
+    """
+    argv = [script, *map(str, args)]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    data = (
+        tfds.testing.mock_data(
+            num_examples=examples, policy=tfds.testing.MockPolicy.USE_CODE
+        )
+        if mock
+        else contextlib.nullcontext()
+    )
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with data:
+            try:
+                status = entry_point(script).COMMAND.call(argv)
+            except SystemExit as exit:
+                status = exit.code
+    return subprocess.CompletedProcess(
+        argv, status, stdout.getvalue(), stderr.getvalue()
+    )
 
 
 # Narrow models for tests: a few thousand parameters, seconds per epoch.

@@ -7,20 +7,17 @@ layer kinds, which decide the op graph, stay as registered).
 
 import functools
 import logging
-import os
-import subprocess
-import sys
 
 import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+from mock_cli import run_in_process
 
 import bidense
 from bidense import export
 from bidense.export.flatbuffer import Op
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = (32, 32, 3)
 # Narrow but otherwise registered architectures: widths change no op type.
 NARROW = {
@@ -245,17 +242,15 @@ def test_size_far_above_prediction_warns():
     assert report(int(1.1 * 2**20)).size_warning() is None
 
 
-# -- export.py command line -------------------------------------------------------
+# -- export.py command line (in-process; tests/test_reliability.py runs the real
+# process once) ---------------------------------------------------------------
 
 
-def run_cli(*args, tmp_path):
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "export.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-    )
+@pytest.fixture
+def export_cli(tmp_path, monkeypatch):
+    """``export_cli(*args)``: export.py run in this process, in ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    return functools.partial(run_in_process, "export.py", mock=False)
 
 
 @pytest.mark.parametrize(
@@ -266,39 +261,66 @@ def run_cli(*args, tmp_path):
             ["--model", "binary_resnet_e18", "--weights", "missing.h5"],
             "--weights file missing.h5 does not exist",
         ),
-        (["--model", "binary_resnet_e18", "--scaling", "bogus"], "scaling='bogus'"),
-        (["--model", "binary_resnet_e18", "--pad_value", "abc"], "--pad_value"),
+        (
+            ["--model", "binary_resnet_e18", "--config.model.scaling=bogus"],
+            "scaling='bogus'",
+        ),
+        (
+            ["--model", "binary_resnet_e18", "--config.model.pad_value=abc"],
+            "Invalid pad_value='abc'; choose one of: -1.0, 0.0, 1.0",
+        ),
+        (
+            ["--model", "binary_resnet_e18", "--config.model.scalling=xnor"],
+            "unknown config key config.model.scalling; did you mean "
+            "config.model.scaling?",
+        ),
+        (
+            ["--model", "binary_densenet28", "--config.model.growth_rate=8.5"],
+            "config.model.growth_rate must be an integer, got '8.5'",
+        ),
+        (
+            ["--model", "binary_densenet28", "--config.epochs=3"],
+            "export.py takes the model's switches only (--config.model.SWITCH), "
+            "not --config.epochs",
+        ),
         (["--workdir", "no_such_run"], "no final.keras in --workdir no_such_run"),
         (["--model", "binary_resnet_e18", "--workdir", "x"], "cannot be combined"),
+        (
+            ["--workdir", "x", "--config.model.scaling=xnor"],
+            "--config.model.scaling cannot be combined with --workdir",
+        ),
     ],
     ids=[
         "unknown_model",
         "missing_weights",
         "bad_switch",
         "bad_number",
+        "unknown_switch",
+        "not_an_integer",
+        "not_a_switch",
         "no_run",
         "both",
+        "switch_with_workdir",
     ],
 )
-def test_cli_bad_input_is_one_line_error(args, expected, tmp_path):
-    result = run_cli(*args, "--output", "m.tflite", tmp_path=tmp_path)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
+def test_cli_bad_input_is_one_line_error(args, expected, tmp_path, export_cli):
+    result = export_cli(*args, "--output", "m.tflite")
+    assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if expected in line]
     assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("export.py: error: ")
     assert not (tmp_path / "m.tflite").exists()
 
 
 @pytest.mark.slow
-def test_cli_exports_a_checked_model(tmp_path):
-    result = run_cli(
+def test_cli_exports_a_checked_model(tmp_path, export_cli):
+    result = export_cli(
         "--model=binary_resnet_e18",
         "--input_size=32",
         "--num_classes=10",
         "--parity_images=4",
         "--output=m.tflite",
         "--report=m.md",
-        tmp_path=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "OK: every binary layer is an LceBconv2d" in result.stdout
@@ -307,14 +329,39 @@ def test_cli_exports_a_checked_model(tmp_path):
     assert (tmp_path / "m.md").read_text().startswith("## binary_resnet_e18")
 
 
-@pytest.mark.slow
-def test_cli_exports_the_model_of_a_training_workdir(tmp_path, tiny_run):
-    """--workdir exports train.py's final.keras as it was trained (here: 28x28x1)."""
-    result = run_cli(
-        f"--workdir={tiny_run.workdir}",
-        "--parity_images=4",
+def test_cli_takes_every_model_switch_as_a_config_override(tmp_path, export_cli):
+    """--config.model.X as in train.py: growth rate and blocks reach the export."""
+    switches = {"growth_rate": 8, "initial_filters": 8, "blocks": (1, 2, 1, 1)}
+    result = export_cli(
+        "--model=binary_densenet28",
+        "--input_size=32",
+        "--num_classes=10",
+        "--parity_images=0",
+        "--config.model.growth_rate=8",
+        "--config.model.initial_filters=8",
+        "--config.model.blocks=(1,2,1,1)",
         "--output=m.tflite",
-        tmp_path=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = bidense.model_stats(
+        bidense.create_model(
+            "binary_densenet28", input_shape=SHAPE, num_classes=10, **switches
+        )
+    )["binary_convs"]
+    default = bidense.model_stats(
+        bidense.create_model("binary_densenet28", input_shape=SHAPE, num_classes=10)
+    )["binary_convs"]
+    assert expected != default  # the count shows that the blocks were applied
+    assert f"| LceBconv2d | {expected} |" in result.stdout
+    # The file holds 8-filter layers: far smaller than growth rate 64's.
+    assert (tmp_path / "m.tflite").stat().st_size < 100_000
+
+
+@pytest.mark.slow
+def test_cli_exports_the_model_of_a_training_workdir(tmp_path, export_cli, tiny_run):
+    """--workdir exports train.py's final.keras as it was trained (here: 28x28x1)."""
+    result = export_cli(
+        f"--workdir={tiny_run.workdir}", "--parity_images=4", "--output=m.tflite"
     )
     assert result.returncode == 0, result.stderr
     assert "OK: every binary layer is an LceBconv2d" in result.stdout

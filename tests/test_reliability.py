@@ -1,12 +1,14 @@
-"""Reliability (issue 7): divergence is caught, corrupt checkpoints are survived."""
+"""Reliability (issue 7): divergence is caught, corrupt checkpoints are survived,
+and bad input to an entry point is one line and exit status 2."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from mock_cli import run_cli
+from mock_cli import run_cli, run_in_process
 from test_train import CONFIG_DIR, tiny_config, train_args
 
 import bidense
@@ -119,9 +121,59 @@ def test_damaged_checkpoint_index_file_is_rebuilt(tmp_path):
     assert checkpoints.use_last_good_checkpoint(tmp_path / "empty") is None
 
 
+STUDY = """from bidense.ablation import Study
+VARIANTS = {{"a": Study(name="s", model="binary_resnet_e18", dataset="fashion_mnist",
+    grid={{"scaling": ["none", "xnor"]}}, reference={{"scaling": "none"}}, {extra})}}
+"""
+DAMAGED = {
+    # Recipes (train.py --config_file): Python the user wrote.
+    "recipes/syntax.py": "def get_config(arg):\n    return (\n",
+    "recipes/no_get_config.py": "CONFIG = 1\n",
+    "recipes/raising.py": "def get_config(arg):\n    raise RuntimeError('boom')\n",
+    "recipes/a_dict.py": "def get_config(arg):\n    return {'model_name': 'x'}\n",
+    "recipes/no_module.py": "import no_such_module\n",
+    "recipes/returns_none.py": "def get_config(arg):\n    pass\n",
+    "recipes/no_argument.py": "def get_config():\n    pass\n",
+    # Study files (ablate.py --study).
+    "studies/syntax.py": "VARIANTS = {\n",
+    "studies/empty.py": "",
+    "studies/not_a_study.py": "VARIANTS = {'a': 1}\n",
+    "studies/seeds_text.py": STUDY.format(extra="seeds='12'"),
+    "studies/grid_list.py": STUDY.format(extra="seeds=(1, 2)").replace(
+        '{"scaling": ["none", "xnor"]}', "[1, 2]"
+    ),
+    "studies/unknown_model.py": STUDY.format(extra="seeds=(1, 2)").replace(
+        'model="binary_resnet_e18"', 'model="resnet50"'
+    ),
+    "studies/seeds_int.py": STUDY.format(extra="seeds=3"),
+    "studies/config_list.py": STUDY.format(extra="config=[1]"),
+    "studies/name_int.py": STUDY.format(extra="seeds=(1, 2)").replace(
+        'name="s"', "name=3"
+    ),
+    "studies/good.py": STUDY.format(extra="seeds=(1, 2)"),
+    # Files of a study's finished run (ablate.py --report_only reads them).
+    "study_runs/summary_not_json/cells/scaling-none/seed1/summary.json": "{",
+    "study_runs/summary_text/cells/scaling-none/seed1/summary.json": (
+        '{"top1": "high", "top5": 1, "size_mib": 1, "ops": 1, "params": 1, '
+        '"epochs": 1, "train_seconds": 1}'
+    ),
+    "study_runs/times_not_json/cells/scaling-none/seed1/ablate.json": "{",
+}
+
+
+def _tflite() -> bytes:
+    """A valid flatbuffer, converted in a second (a ResNetE takes a minute)."""
+    from larq_compute_engine import convert_keras_model
+
+    inputs = tf.keras.Input((8, 8, 1))
+    return convert_keras_model(
+        tf.keras.Model(inputs, tf.keras.layers.Conv2D(2, 3)(inputs))
+    )
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Files for the bad-input table: foreign weights, a foreign work dir, a file."""
+    """Files for the bad-input table: foreign, damaged, truncated and empty ones."""
     root = tmp_path_factory.mktemp("inputs")
     model = bidense.create_model(
         "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10,
@@ -129,6 +181,7 @@ def inputs(tmp_path_factory):
     )  # fmt: skip
     model.save_weights(root / "resnet.h5")
     (root / "garbage.h5").write_text("not an HDF5 file")
+    (root / "empty.h5").write_bytes(b"")
     (root / "a_file").write_text("not a directory")
     (root / "bad_run").mkdir()
     (root / "bad_run" / wd.FINAL_MODEL).write_bytes(b"PK\x03\x04 truncated")
@@ -136,6 +189,54 @@ def inputs(tmp_path_factory):
     resnet_run.mkdir()
     cfg = config_lib.load_recipe(CONFIG_DIR, "binary_resnet_e18", "fashion_mnist")
     (resnet_run / wd.CONFIG).write_text(config_lib.to_json(cfg))
+
+    # Saved models: whole, cut short, empty, damaged inside the zip, weights only.
+    models = root / "models"
+    models.mkdir()
+    model.save(models / "model.keras")
+    keras = (models / "model.keras").read_bytes()
+    (models / "truncated.keras").write_bytes(keras[: len(keras) // 2])
+    (models / "empty.keras").write_bytes(b"")
+    middle = len(keras) // 2  # inside the compressed weights: the CRC fails
+    flipped = keras[:middle] + bytes(b ^ 0xFF for b in keras[middle:][:64])
+    (models / "flipped.keras").write_bytes(flipped + keras[middle + 64 :])
+    with zipfile.ZipFile(models / "model.keras") as whole:
+        with zipfile.ZipFile(models / "no_config.keras", "w") as part:
+            for name in whole.namelist():
+                if name != "config.json":
+                    part.writestr(name, whole.read(name))
+    (models / "a_directory").mkdir()
+    (models / "a_directory" / "notes.txt").write_text("not a SavedModel")
+
+    # Flatbuffers: whole, cut short (LCE's interpreter crashed the process),
+    # random bytes, empty, and a Keras model renamed.
+    flatbuffer = _tflite()
+    (models / "model.tflite").write_bytes(flatbuffer)
+    (models / "truncated.tflite").write_bytes(flatbuffer[: len(flatbuffer) // 2])
+    (models / "random.tflite").write_bytes(np.random.RandomState(0).bytes(4096))
+    (models / "empty.tflite").write_bytes(b"")
+    (models / "renamed.tflite").write_bytes(keras)
+
+    # Work dirs whose config.json is damaged or foreign.
+    for name, text in [("broken_config", "{"), ("list_config", "[1, 2]")]:
+        (root / name).mkdir()
+        (root / name / wd.CONFIG).write_text(text)
+        (root / name / wd.FINAL_MODEL).write_bytes(keras)
+    incomplete = json.loads(config_lib.to_json(cfg))
+    del incomplete["dataset"]["preprocessing"]
+    (root / "incomplete_config").mkdir()
+    (root / "incomplete_config" / wd.CONFIG).write_text(json.dumps(incomplete))
+    (root / "foreign").mkdir()  # e.g. a download folder with another config.json
+    (root / "foreign" / wd.CONFIG).write_text('{"architectures": ["BertModel"]}')
+    (root / "foreign" / "model.keras").write_bytes(keras)
+
+    for name, text in DAMAGED.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    summary = {"top1": 0.8, "top5": 1, "size_mib": 1, "ops": 1, "params": 1,
+               "epochs": 1, "train_seconds": 1}  # fmt: skip
+    times_run = root / "study_runs/times_not_json/cells/scaling-none/seed1"
+    (times_run / "summary.json").write_text(json.dumps(summary))
     return root
 
 
@@ -209,24 +310,170 @@ BAD_INPUTS = [
      "is a directory; give a file name"),
 ]  # fmt: skip
 
+# Every file an entry point reads, damaged as a new user might hand it over
+# (the inputs fixture makes them). Each must be one line with a hint.
+EVAL = ["--dataset", "fashion_mnist"]
+MODELS = "{root}/models"
+REPORT = ["--study", "{root}/studies/good.py", "--report_only", "--workdir"]
+BAD_FILES = [
+    # evaluate.py --tflite: LCE's interpreter raises a RuntimeError on these and
+    # crashes the process (segmentation fault) on a truncated file.
+    ("evaluate.py", ["--tflite", f"{MODELS}/random.tflite", *EVAL],
+     "random.tflite: not a TFLite flatbuffer (no 'TFL3' file identifier"),
+    ("evaluate.py", ["--tflite", f"{MODELS}/empty.tflite", *EVAL],
+     "empty.tflite: the file is empty; export the model again with export.py"),
+    ("evaluate.py", ["--tflite", f"{MODELS}/truncated.tflite", *EVAL],
+     "bytes that do not hold a whole model); export the model again with export.py"),
+    ("evaluate.py", ["--tflite", f"{MODELS}/renamed.tflite", *EVAL],
+     "it looks like a Keras model: evaluate that with --model_path"),
+    ("evaluate.py", ["--tflite", f"{MODELS}/a_directory", *EVAL],
+     "no .tflite file at"),
+    # evaluate.py --model_path: .keras, .h5, SavedModel dir, other files.
+    ("evaluate.py", ["--model_path", f"{MODELS}/truncated.keras", *EVAL],
+     "truncated.keras (OSError: Unable to synchronously open file"),
+    ("evaluate.py", ["--model_path", f"{MODELS}/empty.keras", *EVAL],
+     "empty.keras: it is empty; give a model saved with model.save()"),
+    ("evaluate.py", ["--model_path", f"{MODELS}/flipped.keras", *EVAL],
+     "flipped.keras (BadZipFile: Bad CRC-32"),
+    ("evaluate.py", ["--model_path", f"{MODELS}/no_config.keras", *EVAL],
+     "no_config.keras (KeyError: \"There is no item named 'config.json'"),
+    ("evaluate.py", ["--model_path", f"{MODELS}/a_directory", *EVAL],
+     "a_directory (OSError: SavedModel file does not exist"),
+    ("evaluate.py", ["--model_path", "{root}/garbage.h5", *EVAL],
+     "garbage.h5 (OSError: Unable to synchronously open file"),
+    ("evaluate.py", ["--model_path", "{root}/resnet.h5", *EVAL],
+     "(it holds weights only); evaluate it with --model NAME --weights FILE"),
+    ("evaluate.py", ["--model_path", f"{MODELS}/model.tflite", *EVAL],
+     "model.tflite is a TFLite flatbuffer: evaluate it with --tflite"),
+    # evaluate.py --weights, --workdir and the config.json beside a model.
+    ("evaluate.py", [*EVAL_WEIGHTS, "{root}/empty.h5"],
+     "empty.h5' does not fit binary_densenet28"),
+    ("evaluate.py", ["--workdir", "{root}/resnet_run"],
+     "no final.keras in --workdir"),
+    ("evaluate.py", ["--workdir", "{root}/bad_run"], "no bidense run in --workdir"),
+    ("evaluate.py", ["--workdir", "{root}/broken_config"],
+     "config.json is not valid JSON (Expecting property name"),
+    ("evaluate.py", ["--workdir", "{root}/list_config"],
+     "config.json is not a train.py config (no dataset.name); train.py writes it"),
+    ("evaluate.py", ["--workdir", "{root}/incomplete_config"],
+     "config.json is not a complete train.py config (no dataset.preprocessing)"),
+    ("evaluate.py", ["--model_path", "{root}/foreign/model.keras", *EVAL],
+     "foreign/config.json is not a train.py config (no dataset.name)"),
+    # train.py --config_file: a recipe is the user's Python.
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes/syntax.py"],
+     "cannot load recipe"),
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes/no_get_config.py"],
+     "no_get_config.py defines no get_config(dataset)"),
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes/raising.py"],
+     "raising.py: RuntimeError: boom"),
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes/a_dict.py"],
+     "returned dict, not a ConfigDict with model_name"),
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes/no_module.py"],
+     "ModuleNotFoundError: No module named 'no_such_module'"),
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes/returns_none.py"],
+     "returned NoneType, not a ConfigDict with model_name"),
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes/no_argument.py"],
+     "no_argument.py: TypeError: get_config() takes 0 positional arguments"),
+    ("train.py", [*TRAIN, "--config_file", "{root}/recipes"], "no recipe file"),
+    # train.py --workdir with a damaged config.json; weights that are no file.
+    ("train.py", [*TRAIN, "--workdir", "{root}/broken_config"],
+     "has a damaged config.json (not a JSON object); rerun with --restart"),
+    ("train.py", [*TRAIN, "--workdir", "{root}/list_config"],
+     "has a damaged config.json (not a JSON object)"),
+    ("train.py", [*TRAIN, "--config.model.weights={root}/empty.h5"],
+     "empty.h5' does not fit binary_densenet28"),
+    # export.py --workdir and --weights.
+    ("export.py", ["--workdir", "{root}/models", "--checkpoint=best", *EXPORT_TO],
+     "no best.keras in --workdir"),
+    ("export.py", [*EXPORT_DENSENET, "--weights", "{root}/resnet.h5"],
+     "resnet.h5' does not fit binary_densenet28"),
+    ("export.py", [*EXPORT_DENSENET, "--weights", "{root}/empty.h5"],
+     "empty.h5' does not fit binary_densenet28"),
+    # ablate.py --study: Python the user wrote, and what it defines.
+    ("ablate.py", ["--study", "{root}/studies/syntax.py"],
+     "syntax.py: SyntaxError"),
+    ("ablate.py", ["--study", "{root}/studies/empty.py"], "defines no VARIANTS"),
+    ("ablate.py", ["--study", "{root}/studies/not_a_study.py"],
+     "VARIANTS['a'] is not a Study"),
+    ("ablate.py", ["--study", "{root}/studies/seeds_text.py"],
+     "seeds must be integers, got '12'"),
+    ("ablate.py", ["--study", "{root}/studies/grid_list.py"],
+     "grid must be a dict"),
+    ("ablate.py", ["--study", "{root}/studies/unknown_model.py"],
+     "unknown model 'resnet50'"),
+    ("ablate.py", ["--study", "{root}/studies/seeds_int.py"],
+     "seeds must be integers, got 3"),
+    ("ablate.py", ["--study", "{root}/studies/config_list.py"],
+     "study config must be a dict, got [1]"),
+    ("ablate.py", ["--study", "{root}/studies/name_int.py"],
+     "study name must be a str, got 3"),
+    ("ablate.py", ["--study", "{root}/studies"], "no study file"),
+    # ablate.py --report_only: the files of the study's runs.
+    ("ablate.py", [*REPORT, "{root}/study_runs/summary_not_json"],
+     "seed1/summary.json is damaged (not a JSON object); delete it and rerun"),
+    ("ablate.py", [*REPORT, "{root}/study_runs/summary_text"],
+     "seed1/summary.json is damaged (no number for top1)"),
+    ("ablate.py", [*REPORT, "{root}/study_runs/times_not_json"],
+     "seed1/ablate.json is damaged; delete it"),
+]  # fmt: skip
 
-@pytest.mark.parametrize(
-    "script, args, message", BAD_INPUTS, ids=[f"{s}:{m[:30]}" for s, _, m in BAD_INPUTS]
-)
-def test_bad_input_to_an_entry_point_is_one_line_and_nonzero(
-    tmp_path, inputs, script, args, message
-):
-    args = [a.format(root=inputs) for a in args]
-    workdir = tmp_path / "run"
+
+def run_bad_input(script, args, root, workdir):
+    args = [a.format(root=root) for a in args]
     if script == "train.py" and "--workdir" not in args:
         args += ["--workdir", str(workdir)]
+    if script == "ablate.py" and "--workdir" not in args:
+        args += ["--workdir", str(workdir)]
     mock = script in ("train.py", "evaluate.py")
-    result = run_cli(script, *args, check=False, mock=mock)
+    return run_in_process(script, *args, mock=mock)
+
+
+@pytest.mark.parametrize(
+    "script, args, message",
+    BAD_INPUTS + BAD_FILES,
+    ids=[f"{s}:{m[:30]}" for s, _, m in BAD_INPUTS + BAD_FILES],
+)
+def test_bad_input_to_an_entry_point_is_one_line_and_status_2(
+    tmp_path, monkeypatch, inputs, script, args, message
+):
+    """In-process: the entry point's own parsing and main (mock_cli.run_in_process).
+
+    Anything but the one-line exit would escape as an exception (a traceback in
+    a real process); test_the_real_process_prints_one_line runs real processes.
+    """
+    monkeypatch.chdir(CONFIG_DIR.parent)  # relative paths, as from the repository
+    workdir = tmp_path / "run"
+    result = run_bad_input(script, args, inputs, workdir)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = error_lines(result.stderr)
-    assert errors and errors[-1].startswith(f"{script}: error: ")
+    assert errors and errors[-1].startswith(f"{script}: error: "), result.stderr
     assert message in errors[-1], errors[-1]
     # A failed setup does not claim the work dir (the fixed command needs no
-    # --restart).
+    # --restart), and nothing is written.
     assert not (workdir / wd.CONFIG).exists()
+    assert not (inputs / "model.tflite").exists()
+
+
+@pytest.mark.parametrize(
+    "script, args, message",
+    [
+        ("train.py", ["--model", "resnet50", "--workdir", "{root}/run"],
+         "train.py: error: unknown model 'resnet50'; choose one of: "),
+        ("evaluate.py", ["--workdir", "/nonexistent/run"],
+         "evaluate.py: error: no bidense run in --workdir /nonexistent/run "
+         "(/nonexistent/run/config.json missing)"),
+        ("export.py", ["--model", "binary_densenet99", *EXPORT_TO],
+         "export.py: error: Unknown model 'binary_densenet99'; choose one of: "),
+        ("ablate.py", ["--study", "{root}/missing.py"],
+         "ablate.py: error: no study file "),
+    ],
+    ids=["train.py", "evaluate.py", "export.py", "ablate.py"],
+)  # fmt: skip
+def test_the_real_process_prints_one_line(tmp_path, script, args, message):
+    """One real process per entry point: exactly one line on stderr, status 2."""
+    args = [a.format(root=tmp_path) for a in args]
+    result = run_cli(script, *args, check=False, mock=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]
+    assert not result.stdout

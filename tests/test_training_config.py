@@ -103,18 +103,6 @@ def test_bad_overrides_are_one_line_errors(pair, message):
     assert "\n" not in str(info.value)
 
 
-def test_split_overrides_takes_both_spellings():
-    rest, overrides = config_lib.split_overrides(
-        ["train.py", "--model", "m", "--config.epochs=2", "--config.batch_size", "8"]
-    )
-    assert rest == ["train.py", "--model", "m"]
-    assert overrides == [("epochs", "2"), ("batch_size", "8")]
-    with pytest.raises(config_lib.ConfigError, match="needs a value"):
-        config_lib.split_overrides(["train.py", "--config.epochs"])
-    with pytest.raises(config_lib.ConfigError, match="malformed override"):
-        config_lib.split_overrides(["train.py", "--config.=3"])
-
-
 def test_json_round_trip_and_diff():
     cfg = overridden(("epochs", "4"))
     as_dict = config_lib.to_dict(cfg)

@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 
 from bidense.ablation import grid, runner
-from bidense.ablation.study import Study
+from bidense.ablation.study import Study, StudyError
 
 RESULTS = "results.csv"
 SUMMARY_CSV = "summary.csv"
@@ -33,7 +33,7 @@ def collect(runs: list[grid.Run]) -> list[dict]:
         path = run.workdir / runner.SUMMARY
         if not path.is_file():
             continue
-        summary = json.loads(path.read_text())
+        summary = _read_summary(path)
         rows.append(
             {
                 "cell": run.cell.name,
@@ -50,6 +50,30 @@ def collect(runs: list[grid.Run]) -> list[dict]:
             }
         )
     return rows
+
+
+def _read_summary(path: Path) -> dict:
+    """A run's summary.json; a damaged one is a one-line StudyError."""
+    try:
+        summary = json.loads(path.read_text())
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        summary = None
+    if not isinstance(summary, dict):
+        problem = "not a JSON object"
+    else:
+        bad = [
+            key
+            for key in METRICS
+            if isinstance(summary.get(key), bool)
+            or not isinstance(summary.get(key), int | float)
+        ]
+        problem = f"no number for {', '.join(bad)}" if bad else None
+    if problem:
+        raise StudyError(
+            f"{path} is damaged ({problem}); delete it and rerun the same command: "
+            "train.py writes it again without training"
+        )
+    return summary
 
 
 def write_csv(rows: list[dict], path: str | Path) -> None:

@@ -243,9 +243,21 @@ def _execute(argv, workdir: Path, env, cwd) -> tuple[float, int]:
 
 def read_times(workdir: Path) -> dict:
     path = Path(workdir) / TIMES
-    if path.is_file():
-        return json.loads(path.read_text())
-    return {"sessions": []}
+    if not path.is_file():
+        return {"sessions": []}
+    try:
+        times = json.loads(path.read_text())
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        times = None
+    sessions = times.get("sessions") if isinstance(times, dict) else None
+    if not isinstance(sessions, list) or not all(
+        isinstance(s, int | float) for s in sessions
+    ):
+        raise StudyError(
+            f"{path} is damaged; delete it (it only holds the wall times of the "
+            "run's sessions) and rerun the same command"
+        )
+    return times
 
 
 def last_error(log: Path) -> str:

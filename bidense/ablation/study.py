@@ -21,6 +21,7 @@ unscaled, STE, FP-downsampling network).
 from __future__ import annotations
 
 import dataclasses
+import importlib.machinery
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,14 @@ def load_study(path: str | Path, variant: str | None = None) -> tuple[Study, str
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"no study file {path}")
-    spec = importlib.util.spec_from_file_location(f"bidense_study_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
+    # An explicit loader: a study file with another suffix than .py loads too.
+    name = f"bidense_study_{path.stem}"
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    module = importlib.util.module_from_spec(
+        importlib.util.spec_from_loader(name, loader)
+    )
     try:
-        spec.loader.exec_module(module)
+        loader.exec_module(module)
     except Exception as error:  # a user's file: report it, don't dump a traceback
         raise StudyError(
             f"cannot load {path}: {type(error).__name__}: {error}"
@@ -101,6 +106,16 @@ def load_study(path: str | Path, variant: str | None = None) -> tuple[Study, str
 
 def check_shape(study: Study) -> None:
     """Structural checks that need no model: axes, labels, reference, seeds."""
+    kinds = {"name": str, "model": str, "dataset": str, "grid": dict,
+             "reference": dict, "config": dict}  # fmt: skip
+    for field, kind in kinds.items():
+        value = getattr(study, field)
+        if not isinstance(value, kind):
+            raise StudyError(
+                f"study {field} must be a {kind.__name__}, got {value!r:.80}"
+            )
+    if not isinstance(study.seeds, tuple | list):
+        raise StudyError(f"seeds must be integers, got {study.seeds!r:.80}")
     if not study.grid:
         raise StudyError(f"study {study.name!r} has an empty grid")
     for axis, levels in study.grid.items():

@@ -124,3 +124,39 @@ def format_op_table(counts: dict[str, int]) -> str:
     rows = ["| op | count |", "|---|---:|"]
     rows += [f"| {op} | {n} |" for op, n in counts.items()]
     return "\n".join(rows)
+
+
+class FlatbufferError(ValueError):
+    """Bytes that are not a complete TFLite model; the message is one line."""
+
+
+def check_flatbuffer(flatbuffer: bytes) -> None:
+    """Raises FlatbufferError unless ``flatbuffer`` is a complete TFLite model.
+
+    TFLite's C++ loader does not verify a flatbuffer before reading it: LCE's
+    interpreter (and ``tf.lite.Interpreter``) crash the process with a
+    segmentation fault on a truncated file. So the whole model is unpacked here
+    first, in Python, where an offset beyond the end is an exception.
+    """
+    if not flatbuffer:
+        raise FlatbufferError("the file is empty")
+    if len(flatbuffer) < 8 or not schema.Model.ModelBufferHasIdentifier(flatbuffer, 0):
+        raise FlatbufferError(
+            "not a TFLite flatbuffer (no 'TFL3' file identifier at byte 4)"
+        )
+    try:
+        model = schema.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    except Exception:  # struct.error, ValueError, ...: an offset past the end
+        raise FlatbufferError(
+            f"truncated or corrupt ({len(flatbuffer):,} bytes that do not hold a "
+            "whole model)"
+        ) from None
+    # Models over 2 GB keep buffers after the flatbuffer, at (offset, size).
+    for buffer in model.buffers or ():
+        if buffer.offset > 1 and buffer.offset + buffer.size > len(flatbuffer):
+            raise FlatbufferError(
+                f"truncated (a buffer ends at byte {buffer.offset + buffer.size} of "
+                f"{len(flatbuffer)})"
+            )
+    if not model.subgraphs:
+        raise FlatbufferError("a TFLite model without a subgraph")

@@ -2,15 +2,17 @@
 
 A recipe is a Python file ``configs/<model>.py`` with ``get_config(arg)`` returning a
 locked :class:`ml_collections.ConfigDict` (the big_vision convention); ``arg`` names the
-dataset. Overrides come from the command line as ``--config.a.b=value`` and are
-validated against the recipe: an unknown key or a value of the wrong type is a
-:class:`ConfigError` with a one-line message, never silently ignored.
+dataset. Overrides come from the command line as ``--config.a.b=value`` (split off by
+the entry points' ``cli.split_overrides``) and are validated against the recipe: an
+unknown key or a value of the wrong type is a :class:`ConfigError` with a one-line
+message, never silently ignored.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import importlib.machinery
 import importlib.util
 import json
 import math
@@ -22,8 +24,6 @@ import ml_collections
 # Builder arguments that the data pipeline decides (input size, classes) or that
 # only make sense outside training (weights), so they are not recipe switches.
 _NON_SWITCH_ARGS = ("input_shape", "input_tensor", "include_top", "num_classes")
-
-_CONFIG_PREFIX = "--config."
 
 
 class ConfigError(ValueError):
@@ -128,37 +128,37 @@ def load_recipe(
     path = Path(config_file) if config_file else Path(config_dir) / f"{model_name}.py"
     if not path.is_file():
         raise ConfigError(f"no recipe file {path} for model {model_name!r}")
-    spec = importlib.util.spec_from_file_location(f"bidense_recipe_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config(dataset)
+    # A recipe is the user's Python: any error in it is reported in one line.
+    # The loader is explicit so that any suffix loads (not only .py).
+    name = f"bidense_recipe_{path.stem}"
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    module = importlib.util.module_from_spec(
+        importlib.util.spec_from_loader(name, loader)
+    )
+    try:
+        loader.exec_module(module)
+        get_config = getattr(module, "get_config", None)
+        if not callable(get_config):
+            raise ConfigError(f"recipe {path} defines no get_config(dataset)")
+        cfg = get_config(dataset)
+    except ConfigError:
+        raise
+    except Exception as error:
+        text = str(error).strip().splitlines()
+        raise ConfigError(
+            f"cannot load recipe {path}: {type(error).__name__}"
+            + (f": {text[0]}" if text else "")
+        ) from None
+    if not isinstance(cfg, ml_collections.ConfigDict) or "model_name" not in cfg:
+        raise ConfigError(
+            f"get_config in recipe {path} returned {type(cfg).__name__}, not a "
+            "ConfigDict with model_name (see configs/*.py: bidense.training.recipes)"
+        )
     if cfg.model_name != model_name:
         raise ConfigError(
             f"recipe {path} is for {cfg.model_name!r}, not model {model_name!r}"
         )
     return cfg
-
-
-def split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Separates ``--config.a.b=v`` (or ``--config.a.b v``) from the other args."""
-    rest, overrides = [], []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg.startswith(_CONFIG_PREFIX):
-            key, sep, value = arg[len(_CONFIG_PREFIX) :].partition("=")
-            if not sep:
-                if i + 1 >= len(argv):
-                    raise ConfigError(f"{arg} needs a value: {arg}=VALUE")
-                i += 1
-                value = argv[i]
-            if not key:
-                raise ConfigError(f"malformed override {arg!r}; use --config.KEY=VALUE")
-            overrides.append((key, value))
-        else:
-            rest.append(arg)
-        i += 1
-    return rest, overrides
 
 
 def _parse_literal(raw: str):

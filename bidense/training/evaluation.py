@@ -35,16 +35,60 @@ RESULT_COLUMNS = (
 )
 
 
-def load_keras_model(path: str | Path) -> tf.keras.Model:
-    """Loads a ``.keras``/``.h5`` file or a SavedModel dir saved by bidense."""
+# What to do about a model file that does not load, by where it came from.
+MODEL_PATH_HINT = (
+    "give a model saved with model.save(): a .keras or .h5 file or a SavedModel "
+    "directory"
+)
+WORKDIR_HINT = (
+    "rerun the train.py command of this run: a finished run saves its models again"
+)
+
+
+def load_keras_model(path: str | Path, hint: str = MODEL_PATH_HINT) -> tf.keras.Model:
+    """Loads a ``.keras``/``.h5`` file or a SavedModel dir saved by bidense.
+
+    Any file that is not such a model (empty, truncated, weights only, foreign)
+    is a one-line ValueError ending in ``hint``.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no saved model at {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"cannot load a Keras model from {path}: it is empty; {hint}")
+    if path.suffix == ".tflite":
+        raise ValueError(f"{path} is a TFLite flatbuffer: evaluate it with --tflite")
     try:
         return tf.keras.models.load_model(path, compile=False)
-    except (OSError, ValueError, TypeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ValueError(f"cannot load a Keras model from {path}: {first}") from None
+    # h5py (OSError), zipfile (BadZipFile), json, Keras (ValueError, KeyError,
+    # TypeError): a foreign or damaged file can fail in any of them.
+    except Exception as error:
+        text = str(error).strip().splitlines()
+        reason = (
+            f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
+        )
+        if "No model config found" in reason:  # a save_weights() file
+            reason, hint = (
+                "it holds weights only",
+                "evaluate it with --model NAME --weights FILE",
+            )
+        raise ValueError(
+            f"cannot load a Keras model from {path} ({reason}); {hint}"
+        ) from None
+
+
+def workdir_model(workdir: str | Path, checkpoint: str = "final") -> Path:
+    """``final.keras`` (or ``best.keras``) of a train.py work dir, which must exist."""
+    from bidense.training import workdir as wd
+
+    name = {"final": wd.FINAL_MODEL, "best": wd.BEST_MODEL}[checkpoint]
+    if not Path(workdir).is_dir():
+        raise FileNotFoundError(f"no {name} in --workdir {workdir} (no such directory)")
+    if not (Path(workdir) / name).is_file():
+        raise FileNotFoundError(
+            f"no {name} in --workdir {workdir} (has train.py finished?)"
+        )
+    return Path(workdir) / name
 
 
 def evaluate_keras(model, dataset, num_classes: int, steps=None, jit_compile=False):
@@ -73,21 +117,49 @@ def _count(dataset, steps) -> int:
     return int(sum(int(tf.shape(x)[0]) for x, _ in ds))
 
 
-def tflite_interpreter(flatbuffer: bytes, num_threads: int = 1):
-    """LCE's interpreter (runs Lce* ops; x86 uses slow reference kernels)."""
-    try:
-        from larq_compute_engine.testing import Interpreter
-    except ImportError:  # LCE 0.16 keeps it here
-        from larq_compute_engine.tflite.python.interpreter import Interpreter
-    return Interpreter(flatbuffer, num_threads=num_threads)
+def load_tflite(path: str | Path, num_threads: int = 1):
+    """LCE's interpreter (runs Lce* ops; x86 uses slow reference kernels) for a file.
 
+    A file that is not a complete TFLite model is a one-line ValueError: it is
+    checked in Python first (export.flatbuffer.check_flatbuffer), because
+    TFLite's loader crashes the process on a truncated file.
+    """
+    import larq_compute_engine as lce
 
-def evaluate_tflite(path: str | Path, dataset, max_examples: int = 0, num_threads=1):
-    """Top-1, top-5, loss and images/s of a ``.tflite`` file (one image at a time)."""
+    from bidense.export.flatbuffer import FlatbufferError, check_flatbuffer
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no .tflite file at {path}")
-    interpreter = tflite_interpreter(path.read_bytes(), num_threads)
+    flatbuffer = path.read_bytes()
+    hint = "export the model again with export.py (or copy the file again)"
+    try:
+        check_flatbuffer(flatbuffer)
+    except FlatbufferError as error:
+        if flatbuffer.startswith((b"PK\x03\x04", b"\x89HDF")):  # zip (.keras), HDF5
+            hint = "it looks like a Keras model: evaluate that with --model_path"
+        raise ValueError(f"--tflite {path}: {error}; {hint}") from None
+    try:
+        # ``testing`` is an attribute of the package (the tflite interpreter
+        # module), not an importable submodule.
+        return lce.testing.Interpreter(flatbuffer, num_threads=num_threads)
+    except RuntimeError as error:  # TFLite refused the model
+        text = str(error).strip().splitlines()
+        raise ValueError(
+            f"LCE's interpreter cannot run --tflite {path} "
+            f"({text[0] if text else 'RuntimeError'}); {hint}"
+        ) from None
+
+
+def evaluate_tflite(
+    path: str | Path, dataset, max_examples: int = 0, num_threads=1, interpreter=None
+):
+    """Top-1, top-5, loss and images/s of a ``.tflite`` file (one image at a time).
+
+    ``interpreter``: the file's, if already loaded (:func:`load_tflite`).
+    """
+    path = Path(path)
+    interpreter = interpreter or load_tflite(path, num_threads)
     expected = tuple(interpreter.input_shapes[0][1:])
     correct1 = correct5 = 0
     nll, examples, seconds = 0.0, 0, 0.0
@@ -170,9 +242,38 @@ def _limit(dataset, examples: int, batch_size: int):
     return dataset.unbatch().take(examples).batch(batch_size)
 
 
+def read_run_config(path: Path, hint: str):
+    """A work dir's resolved ``config.json``; ValueError (ending in ``hint``) if it
+    is not train.py's."""
+    import ml_collections
+
+    from bidense.training import recipes
+
+    try:
+        raw = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{path} is not valid JSON ({reason}); {hint}") from None
+    dataset = raw.get("dataset") if isinstance(raw, dict) else None
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
+        raise ValueError(f"{path} is not a train.py config (no dataset.name); {hint}")
+    # Evaluation reads the batch size and every input setting of the run.
+    expected = recipes.dataset_config(dataset["name"])
+    missing = [k for k in ("model_name", "batch_size", "eval_steps") if k not in raw]
+    missing += [f"dataset.{key}" for key in expected.dataset if key not in dataset]
+    if missing:
+        raise ValueError(
+            f"{path} is not a complete train.py config (no {', '.join(missing)}); "
+            f"{hint}"
+        )
+    for key in ("batch_size", "eval_steps"):
+        if not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0:
+            raise ValueError(f"{path}: {key} must be an integer, got {raw[key]!r}")
+    return ml_collections.ConfigDict(raw)
+
+
 def _find_config(workdir, model_path, tflite):
     """The resolved training config that belongs to what is evaluated, if any."""
-    from bidense.training import config as config_lib
     from bidense.training import workdir as wd
 
     if workdir:
@@ -181,11 +282,19 @@ def _find_config(workdir, model_path, tflite):
             raise FileNotFoundError(
                 f"no bidense run in --workdir {workdir} ({path} missing)"
             )
-        return config_lib.from_json_file(path), Path(workdir)
+        hint = (
+            "train.py writes it; restore it, or delete it and evaluate the model "
+            "with --model_path and --dataset"
+        )
+        return read_run_config(path, hint), Path(workdir)
     for artifact in (model_path, tflite):
         if artifact and (Path(artifact).parent / wd.CONFIG).is_file():
             parent = Path(artifact).parent
-            return config_lib.from_json_file(parent / wd.CONFIG), parent
+            hint = (
+                "a model beside a config.json is taken for a train.py run's: restore "
+                "that file, or move the model to another directory and pass --dataset"
+            )
+            return read_run_config(parent / wd.CONFIG, hint), parent
     return None, None
 
 
@@ -245,19 +354,16 @@ def run(
     limit = max_examples or (cfg.eval_steps * batch_size if cfg.eval_steps else 0)
 
     # Load what is evaluated before touching the data, so a wrong path fails fast.
-    keras_model = None
+    keras_model = interpreter = None
     if tflite:
-        if not Path(tflite).is_file():
-            raise FileNotFoundError(f"no .tflite file at {tflite}")
+        interpreter = load_tflite(tflite, num_threads)
         if rundir and (rundir / wd.FINAL_MODEL).is_file():
-            keras_model = load_keras_model(rundir / wd.FINAL_MODEL)  # for its stats
+            # For its stats (params, size, ops).
+            keras_model = load_keras_model(rundir / wd.FINAL_MODEL, hint=WORKDIR_HINT)
     elif workdir:
-        name = wd.FINAL_MODEL if checkpoint == "final" else wd.BEST_MODEL
-        if not (Path(workdir) / name).is_file():
-            raise FileNotFoundError(
-                f"no {name} in --workdir {workdir} (has train.py finished?)"
-            )
-        keras_model = load_keras_model(Path(workdir) / name)
+        keras_model = load_keras_model(
+            workdir_model(workdir, checkpoint), hint=WORKDIR_HINT
+        )
     elif model_path:
         keras_model = load_keras_model(model_path)
     elif weights != "imagenet" and not Path(weights).exists():
@@ -272,7 +378,7 @@ def run(
         keras_model = experiment.build_model(cfg, info, weights=weights)
 
     if tflite:
-        metrics = evaluate_tflite(tflite, eval_ds, num_threads=num_threads)
+        metrics = evaluate_tflite(tflite, eval_ds, interpreter=interpreter)
         kind, source = "tflite", str(tflite)
     else:
         metrics = evaluate_keras(keras_model, eval_ds, info.num_classes)

@@ -103,8 +103,16 @@ def check_or_init(
             elif target.exists():
                 target.unlink()
     elif config_path.exists():
-        with open(config_path) as f:
-            old = {**ADDED_KEYS, **json.load(f)}
+        try:
+            old = json.loads(config_path.read_text())
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            old = None
+        if not isinstance(old, dict):
+            raise ConfigError(
+                f"--workdir {workdir} has a damaged {CONFIG} (not a JSON object); "
+                "rerun with --restart to start over there, or pick another --workdir"
+            )
+        old = {**ADDED_KEYS, **old}
         changes = [
             change
             for change in diff(old, {**ADDED_KEYS, **config})

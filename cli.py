@@ -47,10 +47,12 @@ class CommandLineError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Args:
-    """What ``main`` gets: the parsed flags and the ``--config.KEY=VALUE`` pairs."""
+    """What ``main`` gets: the parsed flags, the ``--config.KEY=VALUE`` pairs and
+    the command line as given (for the record a run keeps of how it was made)."""
 
     flags: flags.FlagValues
     overrides: tuple[tuple[str, str], ...] = ()
+    argv: tuple[str, ...] = ()
 
 
 def fail(program: str, error: BaseException | str, status: int = 2) -> None:
@@ -140,6 +142,7 @@ def parse(
     ``overrides``: take ``--config.KEY=VALUE`` out of argv first (else absl
     reports them as unknown flags).
     """
+    given = tuple(argv)
     try:
         found = []
         if overrides:
@@ -147,7 +150,7 @@ def parse(
         check_no_extra_args(parse_absl(flag_values, argv))
     except (CommandLineError, flags.Error) as error:
         fail(program, error)
-    return Args(flags=flag_values, overrides=tuple(found))
+    return Args(flags=flag_values, overrides=tuple(found), argv=given)
 
 
 def check_model_name(name: str) -> None:

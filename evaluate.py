@@ -1,7 +1,7 @@
 """Evaluates a trained bidense model: top-1, top-5, loss, size, ops, images/s.
 
-    python evaluate.py --workdir runs/bdn28_fmnist            # final.keras of a run
-    python evaluate.py --workdir runs/bdn28_fmnist --checkpoint best
+    python evaluate.py --workdir runs/bdn28_fmnist      # the model train.py reported
+    python evaluate.py --workdir runs/bdn28_fmnist --checkpoint final --split validation
     python evaluate.py --model_path my_model.keras --dataset fashion_mnist
     python evaluate.py --model binary_densenet28 --weights w.h5 --dataset cifar10
     python evaluate.py --tflite runs/bdn28_fmnist/model.tflite  # through LCE
@@ -28,7 +28,20 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     fv = flag_values
     flags.DEFINE_string("workdir", None, "A train.py work directory.", flag_values=fv)
     flags.DEFINE_enum(
-        "checkpoint", "final", ["final", "best"], "Model of --workdir.", flag_values=fv
+        "checkpoint",
+        "selected",
+        ["selected", "best", "final"],
+        "Model of --workdir: selected = the one train.py reported (best.keras, "
+        "chosen on the validation split, else final.keras).",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "split",
+        "test",
+        ["test", "validation"],
+        "Split of the run's dataset (bidense.data.splits): the test split, or the "
+        "validation split the model was selected on.",
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "model_path",
@@ -102,6 +115,7 @@ def main(args: cli.Args) -> None:
             config_dir=CONFIG_DIR,
             workdir=f.workdir,
             checkpoint=f.checkpoint,
+            split=f.split,
             model_path=f.model_path,
             model_name=f.model,
             weights=f.weights,

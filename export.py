@@ -43,7 +43,12 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "workdir", None, "train.py work directory: exports its model.", flag_values=fv
     )
     flags.DEFINE_enum(
-        "checkpoint", "final", ["final", "best"], "Model of --workdir.", flag_values=fv
+        "checkpoint",
+        "selected",
+        ["selected", "best", "final"],
+        "Model of --workdir: selected = the one train.py reported (best.keras, "
+        "chosen on the validation split, else final.keras).",
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "output", None, "Where to write the .tflite file.", flag_values=fv

@@ -10,15 +10,21 @@ command resumes from the last checkpoint; --restart starts the work dir over.
 
 import os
 import sys
-from pathlib import Path
+import time
+
+STARTED = time.perf_counter()  # the session's wall time includes loading TensorFlow
+
+from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
 from absl import flags, logging  # noqa: E402
 
 import cli  # noqa: E402
-from bidense.training import callbacks, experiment, strategies  # noqa: E402
+from bidense import provenance  # noqa: E402
 from bidense.training import config as config_lib  # noqa: E402
+from bidense.training import errors, experiment, loop, strategies  # noqa: E402
+from bidense.training.summary import summary_line  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROGRAM = "train.py"
@@ -101,7 +107,7 @@ def main(args: cli.Args) -> None:
         )
     except cli.USER_ERRORS as error:
         cli.fail(PROGRAM, error)
-    except callbacks.TrainingError as error:  # e.g. no readable checkpoint
+    except errors.TrainingError as error:  # e.g. no readable checkpoint
         cli.fail(PROGRAM, error, status=1)
     replicas = exp.strategy.num_replicas_in_sync
     print(f"Training {f.model} on {replicas} replica(s)", file=sys.stderr)
@@ -115,9 +121,12 @@ def main(args: cli.Args) -> None:
             f"{exp.start_step} ({where})",
             file=sys.stderr,
         )
+    session = provenance.Session(
+        provenance.command_line(PROGRAM, list(args.argv[1:])), started=STARTED
+    )
     try:
-        summary = experiment.train(exp)
-    except callbacks.TrainingError as error:
+        summary = loop.train(exp)
+    except errors.TrainingError as error:
         cli.fail(PROGRAM, error, status=1)
     except OSError as error:  # another write (log.csv, best.keras): disk full?
         where = error.filename or f"into --workdir {exp.workdir}"
@@ -128,7 +137,10 @@ def main(args: cli.Args) -> None:
             "permissions) and rerun the same command to resume",
             status=1,
         )
-    print(experiment.summary_line(summary))
+    if exp.is_chief:
+        recipe = Path(f.config_file).stem if f.config_file else f.model
+        session.record(exp.workdir, recipe=f"{recipe}:{f.dataset}")
+    print(summary_line(summary))
 
 
 COMMAND = cli.Command(PROGRAM, define_flags, main)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -58,10 +59,11 @@ def command_line(program: str, argv: list[str]) -> str:
 class Session:
     """Times one process's work on a work dir and appends it to ``sessions.jsonl``."""
 
-    def __init__(self, command: str):
+    def __init__(self, command: str, started: float | None = None):
+        """``started``: the ``time.perf_counter()`` the session began at (now)."""
         self.command = command
-        self.started = time.time()
-        self._start = time.perf_counter()
+        self._start = time.perf_counter() if started is None else started
+        self.started = time.time() - (time.perf_counter() - self._start)
 
     def record(self, workdir: str | Path, **fields) -> dict:
         entry = {
@@ -71,8 +73,15 @@ class Session:
             "wall_seconds": round(time.perf_counter() - self._start, 1),
             **fields,
         }
-        with open(Path(workdir) / SESSIONS, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+        try:
+            with open(Path(workdir) / SESSIONS, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        except OSError as error:  # the run itself is saved; only its record is lost
+            print(
+                f"warning: cannot record this session in {workdir}/{SESSIONS} "
+                f"({error.strerror or error})",
+                file=sys.stderr,
+            )
         return entry
 
 

@@ -60,10 +60,10 @@ def wrap(hook: str, make_wrapper) -> None:
 def install(mode: str, n: int) -> None:
     calls = {"merge": 0, "record": 0}
     if mode == "kill_at_step":
-        from bidense.training import experiment
+        from bidense.training import loop
 
-        train = experiment.train
-        experiment.train = lambda exp, extra=(): train(exp, [*extra, KillAtStep(n)])
+        train = loop.train
+        loop.train = lambda exp, extra=(): train(exp, [*extra, KillAtStep(n)])
     elif mode in ("kill_in_checkpoint", "enospc_checkpoint"):
 
         def merge_or_fail(merge):

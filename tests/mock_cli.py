@@ -121,12 +121,16 @@ def run_in_process(script, *args, examples=64, mock=True):
     )
 
 
+# Mock data has a few dozen examples per split, and no validation split of its
+# own: 16 of them are carved out for validation (the default 5,000 do not fit).
+MOCK_VALIDATION = "--config.dataset.validation_examples=16"
 # Narrow models for tests: a few thousand parameters, seconds per epoch.
 TINY = {
-    "binary_resnet_e18": ["--config.model.filters=(8,8,16,16)"],
+    "binary_resnet_e18": ["--config.model.filters=(8,8,16,16)", MOCK_VALIDATION],
     "binary_densenet28": [
         "--config.model.growth_rate=8",
         "--config.model.initial_filters=8",
         "--config.model.blocks=(1,1,1,1)",
+        MOCK_VALIDATION,
     ],
 }

@@ -37,19 +37,19 @@ VARIANTS = {"mock": Study(
 KILLER = """
 import os, runpy, sys
 import tensorflow as tf
-from bidense.training import experiment
+from bidense.training import loop
 
 KILL, STEP = {kill!r}, {step}
 workdir = sys.argv[sys.argv.index("--workdir") + 1]
 if KILL in workdir:
-    train = experiment.train
+    train = loop.train
 
     class Kill(tf.keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if int(self.model.optimizer.iterations) >= STEP:
                 os._exit(9)
 
-    experiment.train = lambda exp, extra=(): train(exp, [*extra, Kill()])
+    loop.train = lambda exp, extra=(): train(exp, [*extra, Kill()])
 sys.argv = [{mock!r}, *sys.argv[1:]]
 runpy.run_path({mock!r}, run_name="__main__")
 """

@@ -117,11 +117,12 @@ def test_load_study_reports_bad_files_in_one_line(tmp_path):
 
 
 def fake_rows(top1):
-    """results.collect-style rows: ``top1`` maps cell name to per-seed values."""
+    """results.collect-style rows: ``top1`` maps cell name to per-seed test top-1
+    values (validation top-1 is 2 points above)."""
     cells = {c.name: c for c in grid.expand(STUDY)}
     return [
-        {"cell": name, **cells[name].labels, "seed": seed, "top1": acc,
-         "top5": 0.99, "size_mib": 0.1 + 0.01 * i, "ops": 1e6}
+        {"cell": name, **cells[name].labels, "seed": seed, "val_top1": acc + 0.02,
+         "top1": acc, "top5": 0.99, "size_mib": 0.1 + 0.01 * i, "ops": 1e6}
         for i, (name, accs) in enumerate(top1.items())
         for seed, acc in enumerate(accs, 1)
     ]  # fmt: skip
@@ -140,7 +141,8 @@ def test_summary_means_stds_and_differences_to_the_reference(tmp_path):
     assert xnor["d_top1_se"] == pytest.approx(math.sqrt(0.0002 / 2 + 0.0008 / 2))
     assert math.isnan(single["top1_std"]) and math.isnan(single["d_top1_se"])
     text = results.write_summary(STUDY, table, tmp_path)
-    assert "| xnor | fp | 2 | 71.00 | 1.41 |" in text and "| -11.00 |" in text
+    assert xnor["val_top1_mean"] == pytest.approx(0.73)
+    assert "| xnor | fp | 2 | 73.00 | 71.00 | 1.41 |" in text and "| -11.00 |" in text
     assert (tmp_path / "summary.csv").read_text().count("\n") == 4
 
     paths = plots.draw_all(STUDY, table, tmp_path / "plots")
@@ -243,13 +245,13 @@ def test_shipped_studies_load_and_resolve(path):
 def reduced_sizes(path):
     study, _ = load_study(path, "fashion_mnist")
     from bidense.training import config as config_lib
-    from bidense.training import experiment
+    from bidense.training import modeling
 
     sizes = {}
     for cell in grid.expand(study):
         cfg = config_lib.load_recipe(REPO / "configs", cell.model, study.dataset)
         config_lib.apply_overrides(cfg, grid.overrides(study, cell, 1))
-        kwargs = experiment.model_kwargs(cfg)
+        kwargs = modeling.model_kwargs(cfg)
         kwargs.pop("weights")
         model = bidense.create_model(
             cell.model, input_shape=(28, 28, 1), num_classes=10, **kwargs

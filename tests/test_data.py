@@ -90,14 +90,15 @@ def test_pipelines_on_mock_data(tmp_path, name, shape):
         num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE
     ):
         builder = data.prepare(name, data_dir=str(tmp_path))
-        info = data.dataset_info(builder, "train", "test")
-        cfg = dataset_cfg(name)
+        cfg = dataset_cfg(name, validation_examples=4)
+        info = data.dataset_info(builder, cfg)
         train = data.train_dataset(builder, info, cfg, batch_size=8, seed=0)
         images, labels = next(iter(train))
         assert images.shape == (8, *shape) and labels.shape == (8,)
         assert images.dtype == tf.float32 and labels.dtype == tf.int32
         # Eval: every example exactly once, the last batch partial.
-        sizes = [int(x.shape[0]) for x, _ in data.eval_dataset(builder, info, cfg, 8)]
+        test = data.eval_dataset(builder, info.splits.test, info, cfg, 8)
+        sizes = [int(x.shape[0]) for x, _ in test]
         assert sizes == [8, 8, 4]
         assert info.num_classes == 10 and info.image_shape == shape
 
@@ -109,12 +110,13 @@ def test_training_stream_restarts_at_any_step_with_the_same_batches(tmp_path):
     second pass. (deterministic=False differs only in letting the parallel map
     reorder neighbouring examples, so it is not compared exactly.)
     """
-    cfg = dataset_cfg("cifar10", shuffle_buffer=16)  # pad-crop and flip augmentation
+    # Pad-crop and flip augmentation; no validation carve (mock data ignores it).
+    cfg = dataset_cfg("cifar10", shuffle_buffer=16, validation_examples=0)
     with tfds.testing.mock_data(
         num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE
     ):
         builder = data.prepare("cifar10", data_dir=str(tmp_path))
-        info = data.dataset_info(builder, "train", "test")
+        info = data.dataset_info(builder, cfg)
 
         def batches(start_step, count, seed=0):
             ds = data.train_dataset(
@@ -164,4 +166,4 @@ def test_dataset_without_labels_is_refused():
         {"name": "x", "info": {"features": {"image": 1}}}
     )
     with pytest.raises(data.DatasetError, match="only image classification"):
-        data.dataset_info(builder, "train", "test")
+        data.dataset_info(builder, dataset_cfg("fashion_mnist"))

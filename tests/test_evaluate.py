@@ -36,9 +36,12 @@ def last_line(result):
 def test_workdir_evaluation_reproduces_train_accuracy(run):
     summary = json.loads((run / "summary.json").read_text())
     result = run_cli("evaluate.py", "--workdir", run, examples=EXAMPLES)
-    row = json.loads((run / "eval_final.json").read_text())
-    assert row["top1"] == pytest.approx(summary["top1"], abs=1e-6)
-    assert row["loss"] == pytest.approx(summary["loss"], rel=1e-4)
+    # The model train.py reported (best.keras, selected on validation), on the
+    # test split, in float32 as train.py tested it.
+    row = json.loads((run / "eval_best.json").read_text())
+    assert row["split"] == "test"
+    assert row["top1"] == pytest.approx(summary["test_top1"], abs=1e-6)
+    assert row["loss"] == pytest.approx(summary["test_loss"], rel=1e-4)
     assert row["examples"] == EXAMPLES
     for key in ("top5", "params", "size_mib", "ops", "images_per_second"):
         assert row[key] > 0, key
@@ -52,17 +55,17 @@ def test_workdir_evaluation_reproduces_train_accuracy(run):
 
 def test_saved_model_path_and_registry_name_with_weights(run, tmp_path):
     """In-process (same mock data as the subprocesses): --model_path, --model."""
-    reference = json.loads((run / "summary.json").read_text())["top1"]
+    reference = json.loads((run / "summary.json").read_text())["test_top1"]
     with mock_data():
         row = evaluation.run(
-            config_dir=CONFIG_DIR, model_path=run / "final.keras", results_csv=None
+            config_dir=CONFIG_DIR, model_path=run / "best.keras", results_csv=None
         )
         assert row["top1"] == pytest.approx(reference, abs=1e-6)
         assert row["model"] == "binary_densenet28"
-        assert (run / "eval_final.json").exists()  # beside the model's config.json
+        assert (run / "eval_best.json").exists()  # beside the model's config.json
 
         weights = tmp_path / "weights.h5"
-        tf.keras.models.load_model(run / "final.keras").save_weights(weights)
+        tf.keras.models.load_model(run / "best.keras").save_weights(weights)
         row = evaluation.run(
             config_dir=CONFIG_DIR,
             model_name="binary_densenet28",
@@ -81,7 +84,7 @@ def test_saved_model_path_and_registry_name_with_weights(run, tmp_path):
 def test_tflite_through_the_lce_interpreter_keeps_the_accuracy(run):
     from larq_compute_engine import convert_keras_model
 
-    model = tf.keras.models.load_model(run / "final.keras")
+    model = tf.keras.models.load_model(run / "best.keras")
     (run / "model.tflite").write_bytes(convert_keras_model(model))
     run_cli("evaluate.py", "--tflite", run / "model.tflite", examples=EXAMPLES)
     lite = json.loads((run / "eval_tflite.json").read_text())
@@ -89,8 +92,8 @@ def test_tflite_through_the_lce_interpreter_keeps_the_accuracy(run):
     assert lite["format"] == "tflite" and lite["examples"] == EXAMPLES
     # LCE computes the binary convs exactly; float ops may differ by ~1e-6, so
     # at most one of the 48 near-tied argmaxes may flip.
-    assert abs(lite["top1"] - keras["top1"]) <= 1 / EXAMPLES + 1e-9
-    assert lite["loss"] == pytest.approx(keras["loss"], rel=1e-2)
+    assert abs(lite["top1"] - keras["test_top1"]) <= 1 / EXAMPLES + 1e-9
+    assert lite["loss"] == pytest.approx(keras["test_loss"], rel=1e-2)
     assert lite["file_mib"] > 0
 
 

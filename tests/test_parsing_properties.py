@@ -28,7 +28,7 @@ from mock_cli import entry_point
 import bidense
 import cli
 from bidense.training import config as config_lib
-from bidense.training import experiment, strategies
+from bidense.training import config_checks, strategies
 
 REPO = Path(__file__).resolve().parent.parent
 settings.register_profile(
@@ -119,7 +119,7 @@ MODEL = ["train.py", "--model", "binary_densenet28", "--workdir=/nonexistent/run
 # 3000 dashes before a digit: RecursionError (or MemoryError) in ast.literal_eval.
 @example(argv=[*MODEL, "--config.epochs=" + "-" * 3000 + "1"])
 @example(argv=[*MODEL, "--config.epochs=" + "-" * 10000 + "1"])
-# A training key set to None: TypeError in experiment.validate.
+# A training key set to None: TypeError in config_checks.validate.
 @example(argv=[*MODEL, "--config.batch_size=None"])
 # An infinite learning rate.
 @example(argv=[*MODEL, "--config.optimizer.learning_rate=1e400"])
@@ -140,7 +140,7 @@ def test_random_flags_and_overrides_never_crash_the_parsing(argv):
     # What train.main does before experiment.setup, with the same error contract.
     try:
         cfg = train.resolve_config(args)
-        experiment.validate(cfg)
+        config_checks.validate(cfg)
     except cli.USER_ERRORS as error:
         assert "\n" not in str(error).strip(), error
         return

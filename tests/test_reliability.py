@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from mock_cli import run_cli, run_in_process
+from mock_cli import MOCK_VALIDATION, run_cli, run_in_process
 from test_train import CONFIG_DIR, tiny_config, train_args
 
 import bidense
-from bidense.training import checkpoints, errors, experiment
+from bidense.training import checkpoints, errors, experiment, loop
 from bidense.training import config as config_lib
 from bidense.training import keras_internals as ki
 from bidense.training import workdir as wd
@@ -62,7 +62,7 @@ def test_nan_names_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
     ):
         exp = experiment.setup(cfg, tmp_path)
         with pytest.raises(errors.NonFiniteLossError) as info:
-            experiment.train(exp, [Poison(step=5)])
+            loop.train(exp, [Poison(step=5)])
     message = str(info.value)
     assert "\n" not in message
     assert "loss is nan at epoch 2, step 2/4 (global step 6)" in message
@@ -154,8 +154,8 @@ DAMAGED = {
     # Files of a study's finished run (ablate.py --report_only reads them).
     "study_runs/summary_not_json/cells/scaling-none/seed1/summary.json": "{",
     "study_runs/summary_text/cells/scaling-none/seed1/summary.json": (
-        '{"top1": "high", "top5": 1, "size_mib": 1, "ops": 1, "params": 1, '
-        '"epochs": 1, "train_seconds": 1}'
+        '{"val_top1": null, "test_top1": "high", "test_top5": 1, "size_mib": 1, '
+        '"ops": 1, "params": 1, "epochs": 1, "train_seconds": 1}'
     ),
     "study_runs/times_not_json/cells/scaling-none/seed1/ablate.json": "{",
 }
@@ -233,16 +233,17 @@ def inputs(tmp_path_factory):
     for name, text in DAMAGED.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
-    summary = {"top1": 0.8, "top5": 1, "size_mib": 1, "ops": 1, "params": 1,
-               "epochs": 1, "train_seconds": 1}  # fmt: skip
+    summary = {"val_top1": 0.8, "test_top1": 0.8, "test_top5": 1, "size_mib": 1,
+               "ops": 1, "params": 1, "epochs": 1, "train_seconds": 1}  # fmt: skip
     times_run = root / "study_runs/times_not_json/cells/scaling-none/seed1"
     (times_run / "summary.json").write_text(json.dumps(summary))
     return root
 
 
 DENSENET = ["--model", "binary_densenet28", "--dataset", "fashion_mnist"]
-TRAIN = [*DENSENET, "--config.batch_size=16"]  # the mock split has 64 examples
-EVAL_WEIGHTS = [*DENSENET, "--weights"]
+# The mock split has 64 examples: 16 of them validate.
+TRAIN = [*DENSENET, "--config.batch_size=16", MOCK_VALIDATION]
+EVAL_WEIGHTS = [*DENSENET, MOCK_VALIDATION, "--weights"]
 EXPORT_TO = ["--output", "{root}/model.tflite"]
 EXPORT_DENSENET = ["--model", "binary_densenet28", *EXPORT_TO]
 
@@ -276,7 +277,7 @@ BAD_INPUTS = [
     ("train.py", [*TRAIN, "--workdir", "{root}/resnet_run"],
      "holds a run with another config"),
     ("evaluate.py", ["--checkpoint", "bogus", "--workdir", "{root}"],
-     "flag --checkpoint=bogus: value should be one of <final|best>"),
+     "flag --checkpoint=bogus: value should be one of <selected|best|final>"),
     ("evaluate.py", ["--model", "resnet50", "--weights", "w.h5"],
      "unknown model 'resnet50'"),
     ("evaluate.py", [*EVAL_WEIGHTS, "{root}/resnet.h5"],
@@ -298,7 +299,7 @@ BAD_INPUTS = [
     ("export.py", ["--workdir", "{root}/bad_run", *EXPORT_TO],
      "bad_run/final.keras ("),
     ("export.py", ["--workdir", "{root}/bad_run", "--checkpoint=last", *EXPORT_TO],
-     "flag --checkpoint=last: value should be one of <final|best>"),
+     "flag --checkpoint=last: value should be one of <selected|best|final>"),
     ("export.py", [*EXPORT_DENSENET, "--converter=tflite"],
      "flag --converter=tflite: value should be one of <lean|keras>"),
     ("export.py", [*EXPORT_DENSENET, "--parity_images=all"],
@@ -412,7 +413,7 @@ BAD_FILES = [
     ("ablate.py", [*REPORT, "{root}/study_runs/summary_not_json"],
      "seed1/summary.json is damaged (not a JSON object); delete it and rerun"),
     ("ablate.py", [*REPORT, "{root}/study_runs/summary_text"],
-     "seed1/summary.json is damaged (no number for top1)"),
+     "seed1/summary.json is damaged (no number for test_top1)"),
     ("ablate.py", [*REPORT, "{root}/study_runs/times_not_json"],
      "seed1/ablate.json is damaged; delete it"),
 ]  # fmt: skip

@@ -10,8 +10,9 @@ import tensorflow_datasets as tfds
 from mock_cli import TINY, run_cli, run_in_process
 
 import bidense
+from bidense import provenance
 from bidense.training import config as config_lib
-from bidense.training import experiment, modeling
+from bidense.training import experiment, loop, modeling
 from bidense.training import workdir as wd
 
 CONFIG_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "configs"
@@ -27,7 +28,7 @@ def train_args(workdir, *extra, model="binary_densenet28", dataset="fashion_mnis
 def test_train_cli_writes_a_complete_work_dir_and_resumes(tmp_path, tiny_run):
     """The shared tiny run is train.py's output: check it, then resume a copy."""
     summary_line = tiny_run.stdout.strip().splitlines()[-1]
-    assert summary_line.startswith("binary_densenet28 on fashion_mnist: top-1")
+    assert summary_line.startswith("binary_densenet28 on fashion_mnist: test top-1")
     assert "images/s" in summary_line
 
     run = tiny_run.workdir
@@ -42,7 +43,25 @@ def test_train_cli_writes_a_complete_work_dir_and_resumes(tmp_path, tiny_run):
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert all(float(r["images_per_second"]) > 0 and r["val_accuracy"] for r in rows)
     summary = json.loads((run / wd.SUMMARY).read_text())
-    assert f"top-1 {summary['top1']:.2%}" in summary_line
+    assert f"test top-1 {summary['test_top1']:.2%}" in summary_line
+    # Selected on the carved validation split, reported on the test split.
+    assert summary["splits"] == {
+        "train": "train[:32]",
+        "validation": "train[32:]",
+        "test": "test",
+    }
+    best = json.loads((run / wd.BEST_STATE).read_text())
+    assert summary["selected"] == "best"
+    assert summary["selected_epoch"] == best["epoch"]
+    assert summary["val_top1"] == best["val_accuracy"]
+    assert max(float(r["val_accuracy"]) for r in rows) == pytest.approx(
+        summary["val_top1"]
+    )
+    assert f"validation top-1 {summary['val_top1']:.2%}" in summary_line
+    # Each session records how it was run.
+    (session,) = provenance.read_sessions(run)
+    assert session["command"].startswith("python train.py --model binary_densenet28")
+    assert session["wall_seconds"] > 0 and session["cpu"]
 
     # Plain Keras loads the final model once bidense is imported.
     model = tf.keras.models.load_model(run / wd.FINAL_MODEL)
@@ -56,7 +75,9 @@ def test_train_cli_writes_a_complete_work_dir_and_resumes(tmp_path, tiny_run):
     assert "Resuming from" in again.stderr
     with open(run / wd.CSV_LOG) as f:
         assert len(list(csv.DictReader(f))) == 2
-    assert json.loads((run / wd.SUMMARY).read_text())["top1"] == summary["top1"]
+    resumed = json.loads((run / wd.SUMMARY).read_text())
+    assert resumed["test_top1"] == summary["test_top1"]
+    assert len(provenance.read_sessions(run)) == 2
 
     # Another config in the same work dir is refused, --restart starts over.
     other = run_cli("train.py", *command, "--config.model.binary=false", check=False)
@@ -120,14 +141,14 @@ def test_resume_restores_model_optimizer_and_position(
         # Backup runs before Snapshot, so Snapshot sees the checkpointed weights.
         before = Snapshot(at=resumed_at)
         with pytest.raises(KeyboardInterrupt):
-            experiment.train(exp, [before, Interrupt(step=crash_at)])
+            loop.train(exp, [before, Interrupt(step=crash_at)])
         tf.keras.backend.clear_session()
 
         exp = experiment.setup(cfg, tmp_path)
         assert exp.resumes
         assert exp.start_step == resumed_at  # where the data stream starts too
         after = Snapshot()
-        summary = experiment.train(exp, [after])
+        summary = loop.train(exp, [after])
     assert after.start_step == resumed_at  # optimizer step (and lr schedule) restored
     for restored, saved in zip(after.start, before.saved, strict=True):
         np.testing.assert_array_equal(restored, saved)  # model and BN state

@@ -39,7 +39,9 @@ def test_recipes_follow_the_paper_and_larq_zoo():
         125,
         384,
     )
-    assert inet.dataset.eval_split == "validation"
+    # ImageNet reports its validation split; selection uses a carve of train.
+    assert inet.dataset.test_split == "validation"
+    assert inet.dataset.validation_examples == 10_000
     fmnist = config_lib.load_recipe(CONFIG_DIR, "binary_densenet28", "fashion_mnist")
     assert fmnist.schedule.name == "cosine" and fmnist.model.growth_rate == 16
     assert not config_lib.load_recipe(

@@ -37,7 +37,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np, tensorflow_datasets as tfds
-from bidense.training import config, experiment
+from bidense.training import config, experiment, loop
 cfg = config.load_recipe({str(Path(__file__).parent.parent / "configs")!r},
                          "binary_resnet_e18", "fashion_mnist")
 config.apply_overrides(cfg, [
@@ -45,7 +45,7 @@ config.apply_overrides(cfg, [
     ("eval_steps", "1"), ("verbose", "0"), ("model.filters", "(8,8,16,16)")])
 with tfds.testing.mock_data(num_examples=64, policy=tfds.testing.MockPolicy.USE_CODE):
     exp = experiment.setup(cfg, {str(tmp_path)!r}, strategy="mirrored")
-    experiment.train(exp)
+    loop.train(exp)
 worst = 0.0
 for v in exp.model.trainable_weights:
     a, b = [x.numpy() for x in v.values]

@@ -52,6 +52,10 @@ def collect(runs: list[grid.Run]) -> list[dict]:
     return rows
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _read_summary(path: Path) -> dict:
     """A run's summary.json; a damaged one is a one-line StudyError."""
     try:
@@ -63,10 +67,11 @@ def _read_summary(path: Path) -> dict:
     else:
         bad = [
             key
-            for key in METRICS
-            if isinstance(summary.get(key), bool)
-            or not isinstance(summary.get(key), int | float)
+            for key in (*TEST_METRICS.values(), *METRICS)
+            if not _is_number(summary.get(key))
         ]
+        if summary.get("val_top1") is not None and not _is_number(summary["val_top1"]):
+            bad.append("val_top1")
         problem = f"no number for {', '.join(bad)}" if bad else None
     if problem:
         raise StudyError(
@@ -104,12 +109,19 @@ def summarize(study: Study, cells: list[grid.Cell], rows: list[dict]) -> list[di
             continue
         top1 = [float(r["top1"]) for r in group]
         top5 = [float(r["top5"]) for r in group]
+        val = [r.get("val_top1") for r in group]
+        val_mean = (
+            statistics.fmean(map(float, val))
+            if all(v not in (None, "") for v in val)
+            else math.nan
+        )
         table.append(
             {
                 "cell": cell.name,
                 **cell.labels,
                 "model": cell.model,
                 "seeds": len(group),
+                "val_top1_mean": val_mean,
                 "top1_mean": statistics.fmean(top1),
                 "top1_std": _std(top1),
                 "top5_mean": statistics.fmean(top5),
@@ -191,8 +203,8 @@ def _pct(value: float, signed=False) -> str:
 def markdown(study: Study, table: list[dict]) -> str:
     """The summary as a Markdown table (accuracies in %, differences in pp)."""
     axes = list(study.grid)
-    head = [*axes, "seeds", "top-1 %", "± std", "top-5 %", "MiB", "OPs",
-            "Δ top-1 pp", "± s.e."]  # fmt: skip
+    head = [*axes, "seeds", "val top-1 %", "test top-1 %", "± std", "top-5 %",
+            "MiB", "OPs", "Δ top-1 pp", "± s.e."]  # fmt: skip
     lines = [
         f"**{study.name}** ({study.dataset}); reference: "
         + ", ".join(f"{a}={label}" for a, label in study.reference.items()),
@@ -204,6 +216,7 @@ def markdown(study: Study, table: list[dict]) -> str:
         cells = [
             *(f"**{row[a]}**" if row["reference"] else str(row[a]) for a in axes),
             str(row["seeds"]),
+            _pct(row["val_top1_mean"]),
             _pct(row["top1_mean"]),
             _pct(row["top1_std"]),
             _pct(row["top5_mean"]),

@@ -102,9 +102,9 @@ def _build(cell, cfg) -> None:
     import tensorflow as tf
 
     import bidense
-    from bidense.training import experiment
+    from bidense.training import modeling
 
-    kwargs = experiment.model_kwargs(cfg)
+    kwargs = modeling.model_kwargs(cfg)
     kwargs.pop("weights", None)
     try:
         bidense.create_model(

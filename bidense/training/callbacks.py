@@ -17,10 +17,7 @@ import tensorflow as tf
 from bidense.training import checkpoints, modeling
 from bidense.training import keras_internals as ki
 from bidense.training import workdir as wd
-from bidense.training.errors import (
-    NonFiniteLossError,
-    TrainingError,  # noqa: F401  (train.py catches it)
-)
+from bidense.training.errors import NonFiniteLossError
 
 
 class Backup(ki.BackupAndRestore):

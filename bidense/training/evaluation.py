@@ -1,8 +1,11 @@
-"""Evaluation of Keras models and LCE ``.tflite`` files on a dataset's eval split.
+"""Evaluation of Keras models and LCE ``.tflite`` files on a dataset's test split.
 
 Both paths see exactly the evaluation pipeline of training (same preprocessing
 and normalisation), so a ``.tflite`` file's accuracy is directly comparable with
-the Keras model it was converted from.
+the Keras model it was converted from. The split is the run's test split (or its
+validation split on request), chosen by the same rules as in training
+(bidense.data.splits). Keras models are evaluated in float32, as train.py
+tests them, whatever precision they were trained in.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ RESULT_COLUMNS = (
     "dataset",
     "source",
     "format",
+    "split",
     "top1",
     "top5",
     "loss",
@@ -77,10 +81,20 @@ def load_keras_model(path: str | Path, hint: str = MODEL_PATH_HINT) -> tf.keras.
         ) from None
 
 
-def workdir_model(workdir: str | Path, checkpoint: str = "final") -> Path:
-    """``final.keras`` (or ``best.keras``) of a train.py work dir, which must exist."""
+CHECKPOINTS = ("selected", "best", "final")
+
+
+def workdir_model(workdir: str | Path, checkpoint: str = "selected") -> Path:
+    """A model file of a train.py work dir, which must exist.
+
+    "selected" is the model train.py reported: ``best.keras`` (chosen on the
+    validation split) when the run has one, else ``final.keras``.
+    """
     from bidense.training import workdir as wd
 
+    if checkpoint == "selected":
+        best = Path(workdir) / wd.BEST_MODEL
+        checkpoint = "best" if best.is_file() else "final"
     name = {"final": wd.FINAL_MODEL, "best": wd.BEST_MODEL}[checkpoint]
     if not Path(workdir).is_dir():
         raise FileNotFoundError(f"no {name} in --workdir {workdir} (no such directory)")
@@ -92,9 +106,11 @@ def workdir_model(workdir: str | Path, checkpoint: str = "final") -> Path:
 
 
 def evaluate_keras(model, dataset, num_classes: int, steps=None, jit_compile=False):
-    """Top-1, top-5, loss and images/s of ``model`` on ``dataset``."""
-    from bidense.training.experiment import compile_model
+    """Top-1, top-5, loss and images/s of ``model`` (in float32) on ``dataset``."""
+    from bidense.training.modeling import compile_model
+    from bidense.training.precision import to_float32
 
+    model = to_float32(model)
     compile_model(model, num_classes, jit_compile=jit_compile)
     # One warm-up batch so graph tracing does not count against throughput.
     model.evaluate(dataset.take(1), verbose=0)
@@ -230,7 +246,7 @@ def write_results(row: dict, json_path=None, csv_path=None) -> None:
 
 def result_line(row: dict) -> str:
     return (
-        f"{row['model']} on {row['dataset']} ({row['format']}): "
+        f"{row['model']} on {row['dataset']} {row['split']} ({row['format']}): "
         f"top-1 {row['top1']:.2%} top-5 {row['top5']:.2%} loss {row['loss']:.4f} "
         f"on {row['examples']} images, {row['images_per_second']:.0f} images/s"
     )
@@ -302,7 +318,8 @@ def run(
     *,
     config_dir,
     workdir=None,
-    checkpoint="final",
+    checkpoint="selected",
+    split="test",
     model_path=None,
     model_name=None,
     weights=None,
@@ -324,7 +341,7 @@ def run(
     """
     from bidense import data
     from bidense.training import config as config_lib
-    from bidense.training import experiment, recipes
+    from bidense.training import modeling, recipes
     from bidense.training import workdir as wd
 
     sources = [s for s in (workdir, model_path, model_name) if s]
@@ -335,8 +352,12 @@ def run(
         )
     if model_name and not weights:
         raise ValueError("--model needs --weights (a weights file, or 'imagenet')")
-    if checkpoint not in ("final", "best"):
-        raise ValueError(f"--checkpoint must be final or best, got {checkpoint!r}")
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(
+            f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}"
+        )
+    if split not in ("test", "validation"):
+        raise ValueError(f"--split must be test or validation, got {split!r}")
     cfg, rundir = _find_config(workdir, model_path, tflite)
     if cfg is not None and dataset and dataset != cfg.dataset.name:
         raise ValueError(
@@ -361,21 +382,29 @@ def run(
             # For its stats (params, size, ops).
             keras_model = load_keras_model(rundir / wd.FINAL_MODEL, hint=WORKDIR_HINT)
     elif workdir:
-        keras_model = load_keras_model(
-            workdir_model(workdir, checkpoint), hint=WORKDIR_HINT
-        )
+        path = workdir_model(workdir, checkpoint)
+        checkpoint = path.stem  # "selected" resolved: best or final
+        keras_model = load_keras_model(path, hint=WORKDIR_HINT)
     elif model_path:
         keras_model = load_keras_model(model_path)
     elif weights != "imagenet" and not Path(weights).exists():
         raise FileNotFoundError(f"no weights file at {weights}")
 
     builder = data.prepare(cfg.dataset.name, data_dir, manual_dir)
-    info = data.dataset_info(builder, cfg.dataset.train_split, cfg.dataset.eval_split)
+    info = data.dataset_info(builder, cfg.dataset)
+    split_name = getattr(info.splits, split)
+    if split_name is None:
+        raise ValueError(
+            "this run has no validation split (config.dataset.validation_examples "
+            "was 0); evaluate --split test"
+        )
     eval_ds = _limit(
-        data.eval_dataset(builder, info, cfg.dataset, batch_size), limit, batch_size
+        data.eval_dataset(builder, split_name, info, cfg.dataset, batch_size),
+        limit,
+        batch_size,
     )
     if model_name:
-        keras_model = experiment.build_model(cfg, info, weights=weights)
+        keras_model = modeling.build_model(cfg, info, weights=weights)
 
     if tflite:
         metrics = evaluate_tflite(tflite, eval_ds, interpreter=interpreter)
@@ -389,6 +418,7 @@ def run(
         "dataset": cfg.dataset.name,
         "source": source,
         "format": kind,
+        "split": split_name,
         **metrics,
         **(model_columns(keras_model) if keras_model is not None else {}),
     }

@@ -4,8 +4,7 @@
 dataset, model switches, work directory) before any training starts, so train.py
 can turn those failures into one-line errors. The training loop is in
 :mod:`bidense.training.loop`, the summaries in :mod:`bidense.training.summary`,
-the model and optimizer in :mod:`bidense.training.modeling`; the names train.py
-and evaluation use are importable from here too.
+the model and optimizer in :mod:`bidense.training.modeling`.
 """
 
 from __future__ import annotations
@@ -21,26 +20,7 @@ from bidense.training import checkpoints, distill, modeling, strategies
 from bidense.training import config as config_lib
 from bidense.training import workdir as wd
 from bidense.training.config_checks import validate
-from bidense.training.loop import train
-from bidense.training.modeling import (
-    build_model,
-    compile_model,
-    make_optimizer,
-    model_kwargs,
-)
-from bidense.training.summary import summary_line
-
-__all__ = [
-    "Experiment",
-    "setup",
-    "train",
-    "summary_line",
-    "validate",
-    "build_model",
-    "compile_model",
-    "make_optimizer",
-    "model_kwargs",
-]
+from bidense.training.modeling import build_model, compile_model, make_optimizer
 
 
 @dataclasses.dataclass

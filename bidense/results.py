@@ -81,9 +81,19 @@ def wall_minutes(workdir: Path) -> float | None:
 
 def row(workdir: str | Path, name: str | None = None) -> dict:
     """The results row of one finished work dir."""
+    workdir = Path(workdir)
+    try:
+        return _row(workdir, name)
+    except (KeyError, TypeError) as error:
+        raise ResultsError(
+            f"{workdir} is not a complete train.py work dir (no {error} in its "
+            "config.json or summary.json); rerun train.py on it or move it away"
+        ) from None
+
+
+def _row(workdir: Path, name: str | None) -> dict:
     from bidense import registry
 
-    workdir = Path(workdir)
     config = _read_json(workdir / "config.json")
     summary = _read_json(workdir / "summary.json")
     sessions = provenance.read_sessions(workdir)
@@ -128,11 +138,6 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
         writer.writeheader()
         for item in rows:
             writer.writerow({k: "" if item[k] is None else item[k] for k in COLUMNS})
-
-
-def read_csv(path: str | Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _total_minutes(item: dict) -> float | None:

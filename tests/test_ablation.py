@@ -28,6 +28,7 @@ VARIANTS = {"mock": Study(
     config={
         "model.filters": (8, 8, 16, 16), "model.blocks": (1, 1, 1, 1),
         "epochs": 2, "steps_per_epoch": 3, "batch_size": 8,
+        "dataset.validation_examples": 16,
     },
 )}
 """

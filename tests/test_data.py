@@ -66,7 +66,8 @@ def test_pad_crop_keeps_size_and_shifts_content():
 
 def test_grey_images_can_be_resized():
     cfg = dataset_cfg("fashion_mnist", image_size=32)
-    info = sources.DatasetInfo("fashion_mnist", (28, 28, 1), 10, 10, 10)
+    splits = data.Splits("train", None, "test")
+    info = sources.DatasetInfo("fashion_mnist", (28, 28, 1), 10, splits, 10, 0, 10)
     assert pipeline.model_input_shape(info, cfg) == (32, 32, 1)
     fn = preprocessing.make_preprocess_fn(cfg, (28, 28, 1), True)
     out, _ = fn(tf.zeros((28, 28, 1), tf.uint8), 0)

@@ -89,7 +89,14 @@ def assert_same_run(run, reference):
         for name, value in expected.items():
             np.testing.assert_array_equal(actual[name], value, err_msg=name)
     # Final evaluation (exact floats) and epochs counted across the resumes.
-    keys = ("val_top1", "test_top1", "test_top5", "test_loss", "epochs")
+    keys = (
+        "selected_epoch",
+        "val_top1",
+        "test_top1",
+        "test_top5",
+        "test_loss",
+        "epochs",
+    )
     summary, expected = (
         json.loads((r / wd.SUMMARY).read_text()) for r in (run, reference)
     )

@@ -42,7 +42,8 @@ cfg = config.load_recipe({str(Path(__file__).parent.parent / "configs")!r},
                          "binary_resnet_e18", "fashion_mnist")
 config.apply_overrides(cfg, [
     ("epochs", "1"), ("batch_size", "16"), ("steps_per_epoch", "3"),
-    ("eval_steps", "1"), ("verbose", "0"), ("model.filters", "(8,8,16,16)")])
+    ("eval_steps", "1"), ("verbose", "0"), ("model.filters", "(8,8,16,16)"),
+        ("dataset.validation_examples", "16")])
 with tfds.testing.mock_data(num_examples=64, policy=tfds.testing.MockPolicy.USE_CODE):
     exp = experiment.setup(cfg, {str(tmp_path)!r}, strategy="mirrored")
     loop.train(exp)

@@ -32,6 +32,10 @@ def make_callbacks(exp: Experiment, extra: Sequence = ()) -> list:
     return [
         # First, so a diverged step raises before Backup can save its weights.
         cb.StopOnNonFinite(exp.steps_per_epoch, backup_dir),
+        # Before Backup: the epoch's selection is on disk before the checkpoint
+        # that skips the epoch on resume. The other order loses it to a crash
+        # between the two, and the resumed run then selects a different epoch.
+        cb.BestModel(exp.model, exp.outdir / wd.BEST_MODEL, exp.outdir / wd.BEST_STATE),
         cb.Backup(
             str(backup_dir),
             exp.steps_per_epoch,
@@ -39,7 +43,6 @@ def make_callbacks(exp: Experiment, extra: Sequence = ()) -> list:
             repair=exp.is_chief,
         ),
         cb.Throughput(exp.steps_per_epoch * cfg.batch_size),  # before the loggers
-        cb.BestModel(exp.model, exp.outdir / wd.BEST_MODEL, exp.outdir / wd.BEST_STATE),
         tf.keras.callbacks.CSVLogger(str(exp.outdir / wd.CSV_LOG), append=True),
         tf.keras.callbacks.TensorBoard(
             str(exp.outdir / wd.TENSORBOARD), update_freq="epoch", profile_batch=0

@@ -1,0 +1,100 @@
+"""collect_results.py: the results table is generated from finished work dirs.
+
+Every accuracy in docs/results.md is a row of results/*.csv, and every row is read
+from a work dir's config.json, summary.json and sessions.jsonl, never typed in.
+"""
+
+import csv
+import json
+
+from mock_cli import run_in_process
+
+from bidense import results
+
+
+def collect(*args):
+    return run_in_process("collect_results.py", *args, mock=False)
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_one_row_per_finished_run_read_from_its_work_dir(tiny_run, tmp_path):
+    runs = tmp_path / "runs"
+    tiny_run.copy(runs / "a")
+    tiny_run.copy(runs / "nested" / "b")
+    (runs / "unfinished").mkdir()  # no summary.json: not a row
+    doc = tmp_path / "results.md"
+    doc.write_text(
+        "# Results\n<!-- results:begin -->\nold\n<!-- results:end -->\nend\n"
+    )
+    out = tmp_path / "table.csv"
+    plot = tmp_path / "plot.png"
+
+    done = collect("--runs", runs, "--output", out, "--plot", plot, "--doc", doc)
+
+    assert done.returncode == 0, done.stderr
+    rows = read_rows(out)
+    assert [row["run"] for row in rows] == ["a", "b"]
+    assert list(rows[0]) == list(results.COLUMNS)
+    summary = json.loads((tiny_run.workdir / "summary.json").read_text())
+    session = json.loads(
+        (tiny_run.workdir / "sessions.jsonl").read_text().splitlines()[0]
+    )
+    row = rows[0]
+    assert row["model"] == "binary_densenet28" and row["dataset"] == "fashion_mnist"
+    assert float(row["test_top1"]) == round(100 * summary["test_top1"], 2)
+    assert float(row["val_top1"]) == round(100 * summary["val_top1"], 2)
+    assert int(row["epochs"]) == summary["epochs"] == 2
+    assert int(row["params"]) == summary["params"]
+    assert row["cpu"] == session["cpu"] and row["command"] == session["command"]
+    assert (
+        "train.py" in row["command"] and "--model binary_densenet28" in row["command"]
+    )
+    assert float(row["wall_minutes"]) == round(session["wall_seconds"] / 60, 1)
+    # The tiny run's switches differ from BinaryDenseNet28's defaults: listed.
+    assert "growth_rate=8" in row["switches"] and "binary" not in row["switches"]
+    text = doc.read_text()
+    assert text.startswith("# Results\n<!-- results:begin -->\n| run |")
+    assert "old" not in text and text.endswith("<!-- results:end -->\nend\n")
+    assert text.count("| a | `binary_densenet28`") == 1
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_non_default_switches_name_only_what_differs():
+    defaults = {"binary": True, "blocks": (6, 6, 6, 5), "weights": None}
+    assert results.non_default_switches(
+        {"binary": True, "blocks": [6, 6, 6, 5], "weights": "imagenet"}, defaults
+    ) == ""  # fmt: skip
+    assert (
+        results.non_default_switches({"binary": False, "blocks": [1, 1]}, defaults)
+        == "binary=false blocks=[1,1]"
+    )
+
+
+def test_bad_input_is_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    doc = tmp_path / "doc.md"
+    doc.write_text("no markers\n")
+    broken = tmp_path / "broken" / "run"
+    broken.mkdir(parents=True)
+    (broken / "summary.json").write_text("{not json")
+    (broken / "config.json").write_text("{}")
+    incomplete = tmp_path / "incomplete" / "run"
+    incomplete.mkdir(parents=True)
+    (incomplete / "summary.json").write_text("{}")
+    (incomplete / "config.json").write_text("{}")
+    cases = {
+        ("--runs", tmp_path / "missing"): "is not a directory",
+        ("--runs", empty): "no finished run",
+        ("--runs", broken.parent): "cannot read",
+        ("--runs", incomplete.parent): "not a complete train.py work dir",
+    }
+    for args, expected in cases.items():
+        done = collect(*args, "--output", tmp_path / "x.csv")
+        assert done.returncode != 0 and expected in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert not (tmp_path / "x.csv").exists()

@@ -66,7 +66,8 @@ def test_pad_crop_keeps_size_and_shifts_content():
 
 def test_grey_images_can_be_resized():
     cfg = dataset_cfg("fashion_mnist", image_size=32)
-    info = sources.DatasetInfo("fashion_mnist", (28, 28, 1), 10, 10, 10)
+    splits = data.Splits("train", None, "test")
+    info = sources.DatasetInfo("fashion_mnist", (28, 28, 1), 10, splits, 10, 0, 10)
     assert pipeline.model_input_shape(info, cfg) == (32, 32, 1)
     fn = preprocessing.make_preprocess_fn(cfg, (28, 28, 1), True)
     out, _ = fn(tf.zeros((28, 28, 1), tf.uint8), 0)
@@ -101,6 +102,28 @@ def test_pipelines_on_mock_data(tmp_path, name, shape):
         sizes = [int(x.shape[0]) for x, _ in test]
         assert sizes == [8, 8, 4]
         assert info.num_classes == 10 and info.image_shape == shape
+
+
+@pytest.mark.parametrize(
+    "name, channels, shape",
+    [("fashion_mnist", 3, (28, 28, 3)), ("cifar10", 1, (32, 32, 1))],
+)
+def test_channels_convert_grey_and_rgb(tmp_path, name, channels, shape):
+    with tfds.testing.mock_data(
+        num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE
+    ):
+        builder = data.prepare(name, data_dir=str(tmp_path))
+        cfg = dataset_cfg(name, validation_examples=4, channels=channels)
+        info = data.dataset_info(builder, cfg)
+        assert info.image_shape == shape
+        assert data.model_input_shape(info, cfg) == shape
+        images, _ = next(iter(data.train_dataset(builder, info, cfg, 8, seed=0)))
+        test = data.eval_dataset(builder, info.splits.test, info, cfg, 8)
+        test_images, _ = next(iter(test))
+    assert images.shape == (8, *shape) and test_images.shape == (8, *shape)
+    if channels == 3:  # grey replicated: the three channels are equal
+        np.testing.assert_array_equal(images[..., 0], images[..., 2])
+    assert len(info.class_names) == 10  # TFDS's label names, for labels.txt
 
 
 def test_training_stream_restarts_at_any_step_with_the_same_batches(tmp_path):

@@ -2,11 +2,14 @@
 
     python ablate.py --study configs/studies/resnet_e18_scaling.py \
         [--variant fashion_mnist] [--parallel 2] [--workdir runs/studies/NAME]
+    python ablate.py --study configs/studies/resnet_e18_scaling.py --dataset ./photos
 
 A study (configs/studies/*.py) is a base recipe plus a grid of model switches and
 seeds with a reference cell. Each run trains in its own work directory under
---workdir/cells/; rerunning the command skips finished runs and resumes
-interrupted ones from train.py's checkpoints. Results go to --workdir:
+--workdir/cells/; --dataset trains every cell on another dataset than the
+study's (a TFDS name or an image folder, bidense.data.folders). Rerunning the
+command skips finished runs and resumes interrupted ones from train.py's
+checkpoints. Results go to --workdir:
 results.csv, summary.csv, summary.md and plots/*.png. --report_only rebuilds
 those from whatever has finished, without training.
 """
@@ -40,6 +43,13 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "workdir",
         None,
         "Study directory (default runs/studies/<file>/<variant>).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "dataset",
+        None,
+        "TFDS dataset or image folder instead of the study's (default workdir: "
+        "runs/studies/<file>/<variant>-<dataset>).",
         flag_values=fv,
     )
     flags.DEFINE_integer(
@@ -82,15 +92,38 @@ def setup(f: flags.FlagValues):
             raise study.StudyError(f"--seeds must be integers, got {f.seeds}") from None
         spec = spec.replace(seeds=seeds)
         study.check_shape(spec)
+    if f.dataset:
+        spec = spec.replace(dataset=f.dataset)
     if f.parallel < 1:
         raise study.StudyError("--parallel must be >= 1")
+    if not f.report_only:
+        check_folder(spec.dataset)
     cells = grid.expand(spec)
     if not f.report_only:
         runner.check_cells(spec, cells, REPO / "configs", build=f.check_models)
     workdir = Path(f.workdir or REPO / "runs" / "studies" / Path(f.study).stem)
     if not f.workdir:
-        workdir = workdir / variant
+        workdir = workdir / (
+            f"{variant}-{dataset_label(f.dataset)}" if f.dataset else variant
+        )
     return spec, variant, cells, workdir
+
+
+def dataset_label(name: str) -> str:
+    """A folder's own name, or the TFDS name, as one path component."""
+    from bidense.data import folders
+
+    if folders.is_folder_name(name):
+        name = Path(folders.canonical_name(name)).name
+    return name.replace("/", "_").replace(":", "_")
+
+
+def check_folder(name: str) -> None:
+    """An image folder's layout, checked once here rather than by every run."""
+    from bidense.data import folders
+
+    if folders.is_folder_name(name):
+        folders.open_folder(name)
 
 
 def main(args: cli.Args) -> int:

@@ -4,6 +4,7 @@
     python evaluate.py --workdir runs/bdn28_fmnist --checkpoint final --split validation
     python evaluate.py --model_path my_model.keras --dataset fashion_mnist
     python evaluate.py --model binary_densenet28 --weights w.h5 --dataset cifar10
+    python evaluate.py --model_path my_model.keras --dataset ./photos  # a folder
     python evaluate.py --tflite runs/bdn28_fmnist/model.tflite  # through LCE
 
 Prints one line and writes the results row as JSON and as a CSV row.
@@ -59,7 +60,10 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "tflite", None, "A .tflite file, run by LCE's interpreter.", flag_values=fv
     )
     flags.DEFINE_string(
-        "dataset", None, "TFDS dataset (default: the run's dataset).", flag_values=fv
+        "dataset",
+        None,
+        "TFDS dataset or image folder (default: the run's dataset).",
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "data_dir",

@@ -2,6 +2,7 @@
 
     python train.py --model binary_densenet28 --dataset fashion_mnist \
         --workdir runs/bdn28_fmnist --config.epochs=2 --config.model.growth_rate=32
+    python train.py --model binary_densenet28 --dataset ./photos --workdir runs/photos
 
 Every recipe value and model switch is overridable as --config.KEY=VALUE (the
 resolved config.json in the work directory lists all keys). Rerunning the same
@@ -39,7 +40,8 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string(
         "dataset",
         "fashion_mnist",
-        "TFDS dataset name; picks the recipe.",
+        "TFDS dataset name, or a folder with one folder of images per class "
+        "(./photos); picks the recipe.",
         flag_values=fv,
     )
     flags.DEFINE_string(

@@ -104,6 +104,28 @@ def test_pipelines_on_mock_data(tmp_path, name, shape):
         assert info.num_classes == 10 and info.image_shape == shape
 
 
+@pytest.mark.parametrize(
+    "name, channels, shape",
+    [("fashion_mnist", 3, (28, 28, 3)), ("cifar10", 1, (32, 32, 1))],
+)
+def test_channels_convert_grey_and_rgb(tmp_path, name, channels, shape):
+    with tfds.testing.mock_data(
+        num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE
+    ):
+        builder = data.prepare(name, data_dir=str(tmp_path))
+        cfg = dataset_cfg(name, validation_examples=4, channels=channels)
+        info = data.dataset_info(builder, cfg)
+        assert info.image_shape == shape
+        assert data.model_input_shape(info, cfg) == shape
+        images, _ = next(iter(data.train_dataset(builder, info, cfg, 8, seed=0)))
+        test = data.eval_dataset(builder, info.splits.test, info, cfg, 8)
+        test_images, _ = next(iter(test))
+    assert images.shape == (8, *shape) and test_images.shape == (8, *shape)
+    if channels == 3:  # grey replicated: the three channels are equal
+        np.testing.assert_array_equal(images[..., 0], images[..., 2])
+    assert len(info.class_names) == 10  # TFDS's label names, for labels.txt
+
+
 def test_training_stream_restarts_at_any_step_with_the_same_batches(tmp_path):
     """What a resumed run relies on: batch k does not depend on where it started.
 

@@ -237,7 +237,43 @@ def inputs(tmp_path_factory):
                "ops": 1, "params": 1, "epochs": 1, "train_seconds": 1}  # fmt: skip
     times_run = root / "study_runs/times_not_json/cells/scaling-none/seed1"
     (times_run / "summary.json").write_text(json.dumps(summary))
+    _image_folders(root / "folders")
     return root
+
+
+# Image folders (--dataset=PATH) a user might hand over: file -> what it holds.
+# "png" is a real 8x8 PNG image, anything else the file's bytes.
+IMAGE_FOLDERS = {
+    "good/cats/{i}.png": "png",
+    "good/dogs/{i}.png": "png",
+    "one_class/cats/a.png": "png",
+    "no_images/cats/a.png": "png",
+    "no_images/dogs/notes.txt": b"a note, no image",
+    "loose/a.png": "png",
+    "mixed_splits/train/cats/a.png": "png",
+    "mixed_splits/dogs/a.png": "png",
+    "no_train/test/cats/a.png": "png",
+    "test_differs/train/cats/a.png": "png",
+    "test_differs/train/dogs/a.png": "png",
+    "test_differs/test/cats/a.png": "png",
+    "test_differs/test/birds/a.png": "png",
+    "unreadable/cats/a.png": "png",
+    "unreadable/dogs/a.png": b"\x89PNG\r\n\x1a\n truncated",
+    "a_file.png": "png",
+}
+
+
+def _image_folders(root):
+    png = tf.io.encode_png(np.full((8, 8, 1), 128, np.uint8)).numpy()
+    for name, content in IMAGE_FOLDERS.items():
+        for i in range(40) if "{i}" in name else [0]:
+            path = root / name.format(i=i)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(png if content == "png" else content)
+    (root / "empty").mkdir()
+    # A run trained on other classes than good/'s (cats, dogs).
+    (root / "birds_run").mkdir()
+    (root / "birds_run" / "labels.txt").write_text("birds\ncats\n")
 
 
 DENSENET = ["--model", "binary_densenet28", "--dataset", "fashion_mnist"]
@@ -245,6 +281,8 @@ DENSENET = ["--model", "binary_densenet28", "--dataset", "fashion_mnist"]
 TRAIN = [*DENSENET, "--config.batch_size=16", MOCK_VALIDATION]
 EVAL_WEIGHTS = [*DENSENET, MOCK_VALIDATION, "--weights"]
 EXPORT_TO = ["--output", "{root}/model.tflite"]
+FOLDER = ["--model", "binary_densenet28", "--config.batch_size=16", "--dataset"]
+FOLDERS = "{root}/folders"
 EXPORT_DENSENET = ["--model", "binary_densenet28", *EXPORT_TO]
 
 # (script, args, message in the last error line). {root} is the inputs fixture;
@@ -309,6 +347,43 @@ BAD_INPUTS = [
      "/no/m.tflite: no directory"),
     ("export.py", ["--model", "binary_densenet28", "--output", "{root}"],
      "is a directory; give a file name"),
+    # Image folders (--dataset=PATH; bidense.data.folders).
+    ("train.py", [*FOLDER, f"{FOLDERS}/missing"],
+     "folders/missing does not exist; give a folder with one folder of .jpg/.png "
+     "images per class"),
+    ("train.py", [*FOLDER, "photos/mine"],
+     "no folder photos/mine in "),
+    ("train.py", [*FOLDER, f"{FOLDERS}/a_file.png"], "a_file.png is a file"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/empty"], "folders/empty is empty; give it"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/one_class"],
+     "one_class has 1 class folder (cats); a classifier needs two classes or more"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/no_images"],
+     "no_images/dogs holds no .jpg, .jpeg or .png images; put the class's images"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/loose"],
+     "loose holds images but no class folders; move each class's images"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/mixed_splits"],
+     "mixes split folders (train) with other folders (dogs)"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/no_train"], "has test/ but no train/ folder"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/test_differs"],
+     "hold different classes (only in test/: birds; only in train/: dogs)"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/unreadable"],
+     "none of the 1 images in "),
+    ("train.py", [*FOLDER, f"{FOLDERS}/good", "--config.dataset.channels=2"],
+     "config.dataset.channels must be 0 (the images' own), 1 (grey) or 3 (RGB)"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/good", "--config.dataset.test_fraction=0",
+                  "--config.dataset.validation_fraction=0"],
+     "has nothing to test on (no test/ folder and config.dataset.test_fraction=0)"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/good", "--config.dataset.train_split=train[:9]"],
+     "train_split='train[:9]': the folder"),
+    ("train.py", [*FOLDER, f"{FOLDERS}/good", "--workdir", f"{FOLDERS}/birds_run"],
+     "labels.txt names the classes the model was trained on ('birds', 'cats'), "
+     "but"),
+    ("ablate.py", ["--study", "configs/studies/resnet_e18_scaling.py", "--dataset",
+                   f"{FOLDERS}/one_class"], "a classifier needs two classes or more"),
+    ("evaluate.py", [*EVAL_WEIGHTS, "{root}/resnet.h5", "--dataset",
+                     f"{FOLDERS}/empty"], "folders/empty is empty; give it"),
+    ("evaluate.py", ["--model_path", "{root}/models/model.keras", "--dataset",
+                     f"{FOLDERS}/one_class"], "a classifier needs two classes or more"),
 ]  # fmt: skip
 
 # Every file an entry point reads, damaged as a new user might hand it over

@@ -136,7 +136,8 @@ def command(
         *launcher,
         str(train_script),
         "--model", run.cell.model,
-        "--dataset", study.dataset,
+        # The recipe's name: a folder's absolute path (runs start elsewhere).
+        "--dataset", recipe["dataset"]["name"],
         "--workdir", str(run.workdir),
         *[
             f"--config.{k}={v}"

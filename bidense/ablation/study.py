@@ -50,7 +50,8 @@ class Study:
     Attributes:
         name: short name, used in plot titles and the summary.
         model: registered model of the base recipe (``configs/<model>.py``).
-        dataset: TFDS name; picks the recipe's dataset branch (``get_config(arg)``).
+        dataset: TFDS name or image folder (a path, relative to where ablate.py
+            runs); picks the recipe's dataset branch (``get_config(arg)``).
         grid: ordered axes (see the module docstring).
         reference: axis -> label of the cell every other cell is compared with.
         seeds: one run per seed and cell; at least two for a standard deviation.

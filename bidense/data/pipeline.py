@@ -82,9 +82,9 @@ def train_dataset(
         n = count_examples(builder.as_dataset(split=info.splits.train))
     # The same file order in every pass (TFDS would reshuffle it per iterator,
     # i.e. differently after a resume); the example shuffle below varies per pass.
-    ds = sources.read(
-        builder, info.splits.train, shuffle_files=True, seed=seed,
-        reshuffle=False,
+    ds = _read(
+        builder, info.splits.train, info, cfg_dataset, shuffle_files=True,
+        seed=seed, reshuffle=False,
     )  # fmt: skip
     if _should_cache(cfg_dataset.cache, info.image_shape, info.train_examples):
         ds = ds.cache()
@@ -121,7 +121,7 @@ def train_dataset(
 
 def eval_dataset(builder, split: str, info, cfg_dataset, batch_size: int):
     """Every example of ``split`` once, in order, for exact accuracy."""
-    ds = sources.read(builder, split, shuffle_files=False, seed=0)
+    ds = _read(builder, split, info, cfg_dataset, shuffle_files=False, seed=0)
     # No .cache() here: an in-memory cache is shared by every iterator of this
     # dataset, and one read partially (evaluate.py's one-batch warm-up, prefetch
     # read-ahead) raced with the next: evaluate.py once scored 66 of the 10,000
@@ -130,6 +130,32 @@ def eval_dataset(builder, split: str, info, cfg_dataset, batch_size: int):
     ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE)
     ds = ds.batch(batch_size)
     return ds.prefetch(AUTOTUNE).with_options(_options())
+
+
+def _read(builder, split, info, cfg_dataset, **read_args) -> tf.data.Dataset:
+    """``sources.read``, then the images brought to the dataset's channels and,
+    for a folder of mixed sizes on its way to pad-and-crop, to the model's size.
+
+    Before the cache: the cache then holds images of one shape, as small as
+    they get. Nothing is added for a TFDS dataset read as it is.
+    """
+    ds = sources.read(builder, split, **read_args)
+    shape = ds.element_spec[0].shape
+    channels = info.image_shape[-1]
+    kind = preprocessing.choose_preprocessing(
+        cfg_dataset.preprocessing, info.image_shape
+    )
+    size = None
+    if kind == "pad_crop" and None in shape[:2]:
+        size = preprocessing.output_size(kind, cfg_dataset.image_size, info.image_shape)
+    if size is None and shape[-1] == channels:
+        return ds
+
+    def fit(image, label):
+        return preprocessing.fit_image(image, channels, size), label
+
+    # In order: the training stream's position k must stay example k.
+    return ds.map(fit, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
 def model_input_shape(info, cfg_dataset) -> tuple[int, int, int]:

@@ -18,8 +18,10 @@ drawn before it in this process, which is what lets a resumed run see the same
 augmented batches as an uninterrupted one (``--deterministic``).
 
 Normalisation subtracts a per-channel mean and divides by a per-channel std (the
-dataset's own statistics where known, else maps [0, 255] to [-1, 1]), so the
-first binary layer sees zero-centred inputs.
+dataset's own statistics where known, else maps [0, 255] to [-1, 1], as for image
+folders: bidense.data.folders says why), so the first binary layer sees
+zero-centred inputs. ``dataset.channels`` converts grey images to RGB or back
+(:func:`convert_channels`) before any of this, as they are read.
 """
 
 from __future__ import annotations
@@ -65,6 +67,35 @@ def output_size(preprocessing: str, image_size: int, image_shape) -> tuple[int, 
     if preprocessing == "imagenet":
         return 224, 224
     return image_shape[0], image_shape[1]
+
+
+def convert_channels(image, channels: int):
+    """``image`` with ``channels`` channels: grey <-> RGB, an alpha channel dropped."""
+    have = image.shape[-1]
+    if have == channels:
+        return image
+    if have in (2, 4):  # grey + alpha, RGBA
+        image, have = image[..., : have - 1], have - 1
+    if have == 3 and channels == 1:
+        return tf.image.rgb_to_grayscale(image)
+    if have == 1 and channels == 3:
+        return tf.image.grayscale_to_rgb(image)
+    return image
+
+
+def fit_image(image, channels: int, size=None):
+    """A uint8 image with ``channels`` channels, resized to ``size`` if given.
+
+    The resize is antialiased: a folder may hold images far larger than ``size``,
+    and plain bilinear sampling would alias them. The result is rounded back to
+    uint8, so it caches as compactly as the original.
+    """
+    image = convert_channels(image, channels)
+    if size is None:
+        return image
+    resized = tf.image.resize(image, size, method="bilinear", antialias=True)
+    resized = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+    return tf.ensure_shape(resized, (*size, channels))
 
 
 def normalize(image, dataset_name: str):

@@ -1,8 +1,10 @@
-"""Finding, preparing and reading TFDS image-classification datasets offline.
+"""Finding, preparing and reading image-classification datasets offline.
 
 Any TFDS dataset with an ``image`` and a ``label`` feature works by name. Datasets
 that TFDS cannot download by itself (imagenet2012) or that this machine has locally
-(Debian's ``dataset-fashion-mnist``) are prepared from a *manual_dir*.
+(Debian's ``dataset-fashion-mnist``) are prepared from a *manual_dir*. A path
+(``./photos``, ``/data/photos``) is a folder of class folders, read through TFDS's
+ImageFolder (:mod:`bidense.data.folders`).
 """
 
 from __future__ import annotations
@@ -29,13 +31,17 @@ MANUAL_FILES = {
 class DatasetInfo:
     """What the pipeline and the model need to know about a dataset."""
 
-    name: str
-    image_shape: tuple  # (H, W, C); H and W are None for variable-size images
+    name: str  # a TFDS name, or a folder's absolute path
+    # (H, W, C) as the pipeline reads the images: C after the conversion that
+    # dataset.channels asks for; H and W None for variable-size images (a
+    # folder's are the most common size, which the others are resized to).
+    image_shape: tuple
     num_classes: int
     splits: Splits  # which examples train, select the model, and are reported
     train_examples: int | None
     validation_examples: int | None
     test_examples: int | None
+    class_names: tuple[str, ...] = ()  # label i is class_names[i] (labels.txt)
 
 
 class DatasetError(ValueError):
@@ -54,15 +60,31 @@ def get_builder(name: str, data_dir: str | None = None):
     try:
         return tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
+        if "/" in name or os.sep in name:
+            raise DatasetError(
+                f"no folder {name} in {os.getcwd()}, and no TFDS dataset of that "
+                "name; give an existing folder of class folders, or a TFDS name "
+                "(see tfds.list_builders())"
+            ) from None
+        hint = f"; for the folder {name}, write ./{name}" if os.path.isdir(name) else ""
         raise DatasetError(
-            f"unknown TFDS dataset {name!r} (see tfds.list_builders())"
+            f"unknown TFDS dataset {name!r} (see tfds.list_builders()){hint}"
         ) from None
     except (ValueError, AssertionError) as error:
         raise DatasetError(f"dataset {name!r}: {_first_line(error)}") from None
 
 
 def prepare(name: str, data_dir=None, manual_dir=None):
-    """Returns the TFDS builder of ``name``, preparing it first if needed."""
+    """Returns the TFDS builder of ``name``, preparing it first if needed.
+
+    For a folder (``folders.is_folder_name``): a checked
+    :class:`~bidense.data.folders.FolderSource`, which reads like a builder once
+    :func:`dataset_info` has configured it.
+    """
+    from bidense.data import folders
+
+    if folders.is_folder_name(name):
+        return folders.open_folder(name)
     builder = get_builder(name, data_dir)
     manual_dir = default_manual_dir(name, manual_dir)
     config = tfds.download.DownloadConfig(manual_dir=manual_dir)
@@ -89,8 +111,19 @@ def dataset_info(builder, cfg_dataset) -> DatasetInfo:
     """Image shape, classes, splits and their sizes; checks it is classification.
 
     ``cfg_dataset`` is a config's ``dataset`` group: its split settings decide
-    the train, validation and test splits (bidense.data.splits).
+    the train, validation and test splits (bidense.data.splits), and
+    ``dataset.channels`` the channels the pipeline converts the images to.
     """
+    from bidense.data import folders
+
+    channels = cfg_dataset.get("channels", 0)
+    if channels not in folders.CHANNELS:
+        raise DatasetError(
+            "config.dataset.channels must be 0 (the images' own), 1 (grey) or 3 "
+            f"(RGB), got {channels!r}"
+        )
+    if isinstance(builder, folders.FolderSource):
+        return builder.dataset_info(cfg_dataset)
     features = builder.info.features
     if "image" not in features or "label" not in features:
         raise DatasetError(
@@ -98,15 +131,17 @@ def dataset_info(builder, cfg_dataset) -> DatasetInfo:
             "only image classification is supported"
         )
     chosen = for_dataset(builder, cfg_dataset)
+    shape = tuple(features["image"].shape)
     return DatasetInfo(
         name=builder.name,
-        image_shape=tuple(features["image"].shape),
+        image_shape=(*shape[:2], channels or shape[2]),
         num_classes=features["label"].num_classes,
         splits=chosen,
         train_examples=_num_examples(builder, chosen.train),
         validation_examples=chosen.validation
         and _num_examples(builder, chosen.validation),
         test_examples=_num_examples(builder, chosen.test),
+        class_names=tuple(features["label"].names),
     )
 
 

@@ -60,6 +60,7 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
     cfg.model.weights = None  # None, "imagenet" or a weights file to start from
 
     cfg.dataset = ml_collections.ConfigDict()
+    # A TFDS name, or a folder of class folders (./photos; absolute in config.json).
     cfg.dataset.name = dataset
     # Model selection never sees the test split (bidense.data.splits): "auto"
     # carves the last validation_examples training images out as the validation
@@ -68,9 +69,18 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
     cfg.dataset.validation_split = "auto"
     cfg.dataset.validation_examples = 5000
     cfg.dataset.test_split = "auto"
+    # Image folders without a validation/ or test/ folder: the fraction of the
+    # training images carved out for it, chosen by a hash of each file's path
+    # (bidense.data.folders; validation_examples is for TFDS datasets).
+    cfg.dataset.validation_fraction = 0.1
+    cfg.dataset.test_fraction = 0.1
     # "auto" picks "imagenet" for large/variable-size images, else "pad_crop".
     cfg.dataset.preprocessing = "auto"
-    cfg.dataset.image_size = 0  # 0 = native size (small images) or 224 (ImageNet).
+    # 0 = native size (small images; a folder's most common size) or 224 (large).
+    cfg.dataset.image_size = 0
+    # 0 = the images' own (a folder: 1 if every image is grey, else 3); 1 or 3
+    # converts (grey <-> RGB) as images are read. The model's input follows.
+    cfg.dataset.channels = 0
     cfg.dataset.crop_padding = 4  # pad-and-crop augmentation, pixels per side
     cfg.dataset.flip = True  # horizontal flips; wrong for digits (mnist)
     cfg.dataset.cache = "auto"  # "auto" caches decoded images if they fit

@@ -264,12 +264,15 @@ def read_run_config(path: Path, hint: str):
     import ml_collections
 
     from bidense.training import recipes
+    from bidense.training import workdir as wd
 
     try:
         raw = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"{path} is not valid JSON ({reason}); {hint}") from None
+    if isinstance(raw, dict):  # a run from before a key existed still evaluates
+        raw = wd.with_added_keys(raw)
     dataset = raw.get("dataset") if isinstance(raw, dict) else None
     if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
         raise ValueError(f"{path} is not a train.py config (no dataset.name); {hint}")
@@ -359,7 +362,8 @@ def run(
     if split not in ("test", "validation"):
         raise ValueError(f"--split must be test or validation, got {split!r}")
     cfg, rundir = _find_config(workdir, model_path, tflite)
-    if cfg is not None and dataset and dataset != cfg.dataset.name:
+    # A folder is recorded by its absolute path; --dataset may be relative.
+    if cfg is not None and dataset and data.canonical_name(dataset) != cfg.dataset.name:
         raise ValueError(
             f"--dataset {dataset} differs from the run's dataset {cfg.dataset.name}"
         )
@@ -392,6 +396,8 @@ def run(
 
     builder = data.prepare(cfg.dataset.name, data_dir, manual_dir)
     info = data.dataset_info(builder, cfg.dataset)
+    if rundir is not None:  # the classes the model was trained on (labels.txt)
+        data.check_labels(rundir, info.class_names, cfg.dataset.name)
     split_name = getattr(info.splits, split)
     if split_name is None:
         raise ValueError(

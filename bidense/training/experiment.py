@@ -88,11 +88,15 @@ def setup(
         # kernel (or raises), and tf.data keeps element order.
         tf.config.experimental.enable_op_determinism()
     source = _prepare_data(cfg, data_dir, manual_dir)
+    if not restart:  # a folder's classes may have changed since the run began
+        data.check_labels(workdir, source.info.class_names, cfg.dataset.name)
     with dist.scope():
         model, fit_model = _compiled_model(cfg, source.info, source.steps_per_epoch)
     # ...but claim it only once everything has been validated: a config.json left
     # by a failed setup would make the corrected command need --restart.
     resumes = wd.check_or_init(workdir, resolved, restart, write=chief)
+    if chief:
+        data.write_labels(workdir, source.info.class_names)
     # Keras restores model, optimizer and position but not the tf.data iterator:
     # the stream starts where Keras will resume (after --restart: at 0).
     start_step = checkpoints.resume_step(
@@ -139,7 +143,11 @@ def _output_dir(workdir: Path, dist: tf.distribute.Strategy, chief: bool) -> Pat
 
 
 def _prepare_data(cfg, data_dir, manual_dir) -> _Data:
-    """Prepares the dataset, chooses its splits, builds the evaluation streams."""
+    """Prepares the dataset, chooses its splits, builds the evaluation streams.
+
+    ``cfg.dataset.name`` is a TFDS name or an image folder (bidense.data.folders):
+    both give a builder and a DatasetInfo, and everything after is the same.
+    """
     builder = data.prepare(cfg.dataset.name, data_dir, manual_dir)
     info = data.dataset_info(builder, cfg.dataset)
     validation_ds = None

@@ -8,14 +8,16 @@ numbers stay visible in the config file while the structure is written once.
 * CIFAR (``cifar10``, ``cifar100``): the paper's CIFAR-10 ablation recipe
   (Bethge et al. 2019, section 5 and the authors' logged runs): Adam 0.01, 150
   epochs, learning rate x0.3 at epochs 75/100/125, batch 128, crop + mirror.
-* Anything else (``fashion_mnist``, ``mnist``, ...): a short laptop-CPU recipe on
-  a narrow version of the model: Adam 1e-3 cosine-decayed over a few epochs.
+* Anything else (``fashion_mnist``, ``mnist``, ..., and image folders given by
+  path): a short laptop-CPU recipe on a narrow version of the model: Adam 1e-3
+  cosine-decayed over a few epochs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from bidense.data.folders import canonical_name, is_folder_name
 from bidense.training.config import ConfigError, base_config
 
 
@@ -76,7 +78,10 @@ def make(model_name: str, arg: str | None, imagenet: StepRecipe, laptop: LaptopR
 
 
 def dataset_config(dataset: str):
-    """A model-less config with only the dataset settings (for evaluate.py)."""
+    """A model-less config with only the dataset settings (for evaluate.py).
+
+    ``dataset``: a TFDS name or an image folder's path.
+    """
     cfg = base_config(None, dataset)
     _dataset_fields(cfg, dataset)
     cfg.lock()
@@ -84,7 +89,15 @@ def dataset_config(dataset: str):
 
 
 def _dataset_fields(cfg, dataset: str) -> str:
-    """Sets the per-dataset input settings; returns the dataset's base name."""
+    """Sets the per-dataset input settings; returns the dataset's base name.
+
+    An image folder keeps the defaults (crop with 4 pixels of padding, flips;
+    its size and channels come from its images: bidense.data.folders) and is
+    recorded by its absolute path, which is also its base name.
+    """
+    if is_folder_name(dataset):
+        cfg.dataset.name = canonical_name(dataset)
+        return cfg.dataset.name
     base = dataset.split(":")[0]
     if base == "imagenet2012":
         # No public test labels: the literature reports the validation split,

@@ -3,6 +3,7 @@
 Layout (all written by the chief worker only)::
 
     config.json          resolved config; a rerun must match it (or --restart)
+    labels.txt           the class names, one per line, in label order
     checkpoints/chief/   latest training state (model, optimizer, epoch, step)
     best.keras           model with the best evaluation accuracy so far
     best.json            {"epoch", "accuracy"} of best.keras, survives resumes
@@ -33,9 +34,17 @@ TENSORBOARD = "tensorboard"
 SUMMARY = "summary.json"
 # Config keys that do not change what is trained: a rerun may change them.
 RUNTIME_KEYS = ("verbose", "checkpoint_every_steps")
+LABELS = "labels.txt"  # bidense.data.LABELS_FILE: class names, one per line
 # Keys added after work dirs already existed, with the value an older config.json
-# (which lacks them) was trained with: such a run still resumes.
-ADDED_KEYS = {"deterministic": False, "precision": "float32"}
+# (which lacks them) was trained with: such a run still resumes, and evaluates.
+# Dotted keys are inside a group.
+ADDED_KEYS = {
+    "deterministic": False,
+    "precision": "float32",
+    "dataset.channels": 0,
+    "dataset.validation_fraction": 0.1,
+    "dataset.test_fraction": 0.1,
+}
 # Everything train.py writes; --restart removes exactly these, nothing else.
 ARTIFACTS = (
     CONFIG,
@@ -46,8 +55,24 @@ ARTIFACTS = (
     CSV_LOG,
     TENSORBOARD,
     SUMMARY,
+    LABELS,
     "workers",
 )
+
+
+def with_added_keys(config: dict) -> dict:
+    """``config`` with every key of ADDED_KEYS it lacks (a copy; groups copied)."""
+    config = dict(config)
+    for key, value in ADDED_KEYS.items():
+        *groups, leaf = key.split(".")
+        node = config
+        for group in groups:
+            if not isinstance(node.get(group), dict):
+                break  # no such group: not a config this key belongs in
+            node[group] = node = dict(node[group])
+        else:
+            node.setdefault(leaf, value)
+    return config
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -112,10 +137,9 @@ def check_or_init(
                 f"--workdir {workdir} has a damaged {CONFIG} (not a JSON object); "
                 "rerun with --restart to start over there, or pick another --workdir"
             )
-        old = {**ADDED_KEYS, **old}
         changes = [
             change
-            for change in diff(old, {**ADDED_KEYS, **config})
+            for change in diff(with_added_keys(old), with_added_keys(config))
             if change.split(":")[0] not in RUNTIME_KEYS
         ]
         if changes:

@@ -226,3 +226,48 @@ def test_bad_switch_values_are_refused_before_training(tmp_path):
             with pytest.raises(ValueError, match=message) as info:
                 experiment.setup(cfg, tmp_path / "run", restart=True)
         assert "\n" not in str(info.value)
+
+
+def test_distillation_in_bfloat16_resumes_exactly_and_saves_only_the_student(
+    tmp_path, tiny_run
+):
+    """A frozen teacher (a train.py work dir) beside the bfloat16 student.
+
+    The crashed run resumes at its checkpoint with the student's weights and the
+    optimizer's position; neither the checkpoints nor the saved models hold the
+    teacher, and the reported model is the student.
+    """
+    cfg = tiny_config(
+        verbose=0, precision="mixed_bfloat16", **{"distill.teacher": tiny_run.workdir}
+    )
+    with tfds.testing.mock_data(
+        num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE
+    ):
+        exp = experiment.setup(cfg, tmp_path)
+        assert exp.fit_model is not exp.model
+        before = Snapshot(at=4)
+        with pytest.raises(KeyboardInterrupt):
+            loop.train(exp, [before, Interrupt(step=6)])
+        tf.keras.backend.clear_session()
+
+        exp = experiment.setup(cfg, tmp_path)
+        assert exp.resumes and exp.start_step == 4
+        after = Snapshot()
+        summary = loop.train(exp, [after])
+    for restored, saved in zip(after.start, before.saved, strict=True):
+        np.testing.assert_array_equal(restored, saved)
+    assert int(exp.fit_model.optimizer.iterations) == 8 and summary["epochs"] == 2
+    assert exp.model.layers[-1].compute_dtype == "bfloat16"
+
+    student_weights = len(exp.model.weights)
+    latest = tf.train.latest_checkpoint(str(tmp_path / wd.CHECKPOINTS / "chief"))
+    stored = [
+        name
+        for name, _ in tf.train.list_variables(latest)
+        if name.startswith("model/") and "OPTIMIZER_SLOT" not in name
+    ]
+    assert len(stored) == student_weights  # the teacher is as large: not there
+    for saved in (wd.FINAL_MODEL, wd.BEST_MODEL):
+        model = tf.keras.models.load_model(tmp_path / saved)
+        assert model.name == "binary_densenet28"
+        assert len(model.weights) == student_weights

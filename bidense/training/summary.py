@@ -36,7 +36,7 @@ def summarize(
         "workdir": str(exp.workdir),
         # From the step counter, not log.csv: a kill between an epoch's last
         # checkpoint and its CSV row loses the row, not the epoch.
-        "epochs": modeling.global_step(exp.model) // exp.steps_per_epoch,
+        "epochs": modeling.global_step(exp.fit_model) // exp.steps_per_epoch,
         "selected": chosen.checkpoint,
         "selected_epoch": chosen.epoch,
         "val_top1": chosen.val_top1,

@@ -1,20 +1,37 @@
-"""weights="imagenet" and weights=<path>, offline.
+"""weights="imagenet", weights="fashion_mnist" and weights=<path>, offline, and
+fine-tuning from them into another head and input size (bidense.transfer).
 
 The "imagenet" path is exercised for real: a weights file saved from the larq-zoo
 model is put where tf.keras.utils.get_file caches downloads, and the table's
 sha256 is pointed at it, so the same code that downloads and verifies larq-zoo's
-release files runs without a network.
+release files runs without a network. "fashion_mnist" is exercised the same way:
+a compact file written from a tiny train.py run by ``python -m bidense.pretrained``
+and a temporary table entry pinning its sha256.
 """
 
+import configparser
+import contextlib
+import fnmatch
 import hashlib
+import io
+import json
 import os
+import shutil
+from pathlib import Path
 
 import larq_zoo
 import numpy as np
 import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
 import bidense
+from bidense import transfer
 from bidense import weights as weights_lib
+from bidense.pretrained import compact
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO / "configs"
 
 SHAPE = (64, 64, 3)
 
@@ -113,3 +130,296 @@ def test_a_weights_file_for_another_architecture_is_refused(tmp_path):
 def test_a_missing_weights_file_is_named(tmp_path):
     with pytest.raises(ValueError, match="missing.h5.*does not exist"):
         bidense.create_model("binary_densenet28", weights=str(tmp_path / "missing.h5"))
+
+
+# -- fine-tuning from larq-zoo's weights (bidense.transfer) ------------------
+
+
+def test_imagenet_weights_fine_tune_into_a_new_head_and_input_size(
+    cached_zoo_weights,
+):
+    """larq-zoo's file (verified from the cache) into 32x32x3 and 28x28x1 models
+    with 10 classes: every backbone layer equals the ImageNet model's."""
+    del cached_zoo_weights
+    zoo = bidense.create_model("binary_resnet_e18", weights="imagenet")
+    rgb = bidense.create_model(
+        "binary_resnet_e18", input_shape=(32, 32, 3), num_classes=10, stem="imagenet"
+    )
+    report = transfer.load_pretrained(rgb, "imagenet")
+    assert report.new == {"head_dense": "10 classes, the weights have 1000"}
+    assert not report.adapted and not report.left_out
+    for layer in rgb.layers:
+        if layer.weights and layer.name != "head_dense":
+            theirs = zoo.get_layer(layer.name).get_weights()
+            for ours, zoo_value in zip(layer.get_weights(), theirs, strict=True):
+                np.testing.assert_array_equal(ours, zoo_value, err_msg=layer.name)
+
+    # One channel, ImageNet stem: the RGB kernel summed over its channels.
+    gray = bidense.create_model(
+        "binary_resnet_e18", input_shape=(32, 32, 1), num_classes=10, stem="imagenet"
+    )
+    report = transfer.load_pretrained(gray, "imagenet")
+    assert report.adapted == {"stem_conv": "RGB kernel summed for 1 channel"}
+    kernel = zoo.get_layer("stem_conv").get_weights()[0]
+    np.testing.assert_allclose(
+        gray.get_layer("stem_conv").get_weights()[0],
+        kernel.sum(axis=2, keepdims=True),
+    )
+    # 28x28x1 takes the CIFAR stem (3x3, no BN): re-initialised, larq-zoo's
+    # stem BNs left out, the rest loaded.
+    small = bidense.create_model(
+        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10
+    )
+    report = transfer.load_pretrained(small, "imagenet")
+    assert set(report.new) == {"stem_conv", "head_dense"}
+    assert report.left_out == ["stem_bn", "stem_bn2"]
+    assert "stage4_block4_conv" in report.loaded
+    assert "fine-tuning binary_resnet_e18: " in report.line()
+    assert "freshly initialised: stem_conv (kernel (3, 3, 1, 64)" in report.line()
+
+
+@pytest.mark.parametrize(
+    "switches, message",
+    [
+        ({"filters": (32, 64, 128, 256)}, "filters=\\(64, 128, 256, 512\\), not"),
+        ({"binary": False}, "binary=True, not"),
+        ({"scaling": "xnor"}, "scaling='none', not"),
+    ],
+)
+def test_imagenet_fine_tuning_names_a_mismatching_switch(switches, message):
+    """Checked before anything is fetched: no cache, no network needed."""
+    model = bidense.create_model(
+        "binary_resnet_e18", input_shape=(32, 32, 3), num_classes=10, **switches
+    )
+    with pytest.raises(ValueError, match=f"larq-zoo's ImageNet weights .*{message}"):
+        transfer.load_pretrained(model, "imagenet")
+
+
+def test_weights_of_another_model_are_refused_in_one_line(tmp_path):
+    resnet = bidense.create_model(
+        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10,
+        filters=(8, 8, 16, 16),
+    )  # fmt: skip
+    resnet.save_weights(tmp_path / "e18.h5")
+    resnet.save(tmp_path / "e18.keras")
+    densenet = bidense.create_model(
+        "binary_densenet28", input_shape=(28, 28, 1), num_classes=10,
+        growth_rate=8, initial_filters=8, blocks=(1, 1, 1, 1),
+    )  # fmt: skip
+    with pytest.raises(ValueError) as info:
+        transfer.load_pretrained(densenet, tmp_path / "e18.h5")
+    assert "e18.h5' does not fit binary_densenet28: the weights have no layer" in str(
+        info.value
+    )
+    assert "another architecture" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="e18.keras' does not fit binary_densenet28: "
+                       "it holds binary_resnet_e18 weights"):  # fmt: skip
+        transfer.load_pretrained(densenet, tmp_path / "e18.keras")
+    # Another depth of the same model: a layer the model lacks.
+    deeper = bidense.create_model(
+        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10,
+        filters=(8, 8, 16, 16), blocks=(1, 1, 1, 1),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="have a layer stage1_block3_conv that the"):
+        transfer.load_pretrained(deeper, tmp_path / "e18.h5")
+
+
+# -- bidense's own weights: weights="fashion_mnist" and the compact file ------
+
+
+def tiny(name, **switches):
+    sizes = (
+        {"filters": (8, 8, 16, 16)}
+        if "resnet" in name
+        else {"growth_rate": 8, "initial_filters": 8, "blocks": (1, 1, 1, 1)}
+    )
+    return bidense.create_model(
+        name, input_shape=(28, 28, 1), num_classes=10, **sizes, **switches
+    )
+
+
+def randomize(model, seed=0):
+    """Latent weights beyond the clip, and BN statistics far from the init."""
+    rng = np.random.RandomState(seed)
+    values = []
+    for weight in model.weights:
+        value = rng.randn(*weight.shape).astype("float32")
+        if "moving_variance" in weight.name:
+            value = np.abs(value) + 0.1
+        values.append(value)
+    model.set_weights(values)
+
+
+@pytest.mark.parametrize(
+    "name, switches",
+    [
+        ("binary_resnet_e18", {}),
+        ("binary_densenet28", {}),
+        ("binary_densenet28", {"binary": False}),  # the FP twin: all float
+        ("binary_resnet_e18", {"scaling": "xnor", "downsample": "binary"}),
+    ],
+)
+def test_compact_file_round_trip_is_bit_exact(tmp_path, name, switches):
+    model = tiny(name, **switches)
+    randomize(model)
+    path = tmp_path / f"{name}.npz"
+    meta = compact.save(model, path, {"model": name})
+    encodings = {e for entries in meta["layers"].values() for _, e in entries}
+    binary = switches.get("binary", True) and switches.get("scaling") != "xnor"
+    # Only plain-sign kernels become bits; XNOR's mean-|W| scaling needs the
+    # latent magnitudes, so those kernels stay float32.
+    assert encodings == ({"signs", "float32"} if binary else {"float32"})
+    if binary:
+        kernel = model.get_layer("stem_conv").get_weights()[0]
+        assert meta["layers"]["stem_conv"] == [[list(kernel.shape), "float32"]]
+
+    reloaded = tiny(name, **switches)
+    weights_lib.load_weights_file(reloaded, path)
+    images = np.random.RandomState(1).uniform(-2, 2, (8, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(reloaded(images), model(images))
+    features = tf.keras.Model(model.input, model.get_layer("head_relu").output)
+    features_reloaded = tf.keras.Model(
+        reloaded.input, reloaded.get_layer("head_relu").output
+    )
+    np.testing.assert_array_equal(features_reloaded(images), features(images))
+    if binary:  # the latent weights are rebuilt as sign * mean |w| per channel
+        layer = next(x for x in model.layers if compact.binary_kernel_index(x) == 0)
+        latent = layer.get_weights()[0]
+        rebuilt = reloaded.get_layer(layer.name).get_weights()[0]
+        np.testing.assert_array_equal(np.sign(rebuilt), np.where(latent >= 0, 1, -1))
+        np.testing.assert_allclose(
+            np.abs(rebuilt).max(axis=(0, 1, 2)),
+            np.abs(latent).reshape(-1, latent.shape[-1]).mean(axis=0),
+            rtol=1e-6,
+        )
+
+
+def test_a_binary_resnet_e18_fits_the_file_size_limit(tmp_path):
+    """ResNetE18 at filters 32-256: 2.8 M parameters, 11 MB as float32."""
+    model = bidense.create_model(
+        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10,
+        filters=(32, 64, 128, 256),
+    )  # fmt: skip
+    assert model.count_params() * 4 > weights_lib.MAX_FILE_MIB * 2**20
+    compact.save(model, tmp_path / "e18.npz", {"model": "binary_resnet_e18"})
+    assert (tmp_path / "e18.npz").stat().st_size < 1.0 * 2**20
+
+
+@pytest.fixture(scope="module")
+def packed_run(tmp_path_factory, tiny_run):
+    """The shared tiny run written as a compact file by `python -m bidense.pretrained`;
+    returns the file and its printed table entry."""
+    from bidense.pretrained import __main__ as cli
+
+    output = tmp_path_factory.mktemp("packed") / "binary_densenet28.npz"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main(["--workdir", str(tiny_run.workdir), "--output", str(output)])
+    assert status == 0, err.getvalue()
+    printed = out.getvalue()
+    digest = sha256(output)
+    assert f"sha256 {digest}" in printed
+    entry = printed.split("FASHION_MNIST_WEIGHTS:\n", 1)[1]
+    table = eval("{" + entry + "}", {"PretrainedSpec": weights_lib.PretrainedSpec})
+    spec = table["binary_densenet28"]
+    assert spec.file == output.name and spec.sha256 == digest
+    assert spec.switches["growth_rate"] == 8 and spec.switches["stem"] == "cifar"
+    assert spec.switches["pad_value"] == 1.0
+    return output, spec
+
+
+@pytest.fixture
+def fashion_mnist_table(tmp_path, monkeypatch, packed_run):
+    """A copy of the packed file and a temporary table entry pinning it (the
+    shipped table is filled with the runs that trained its models)."""
+    packed, spec = packed_run
+    path = tmp_path / packed.name
+    shutil.copy(packed, path)
+    monkeypatch.setattr(weights_lib, "FASHION_MNIST_DIR", tmp_path)
+    monkeypatch.setitem(weights_lib.FASHION_MNIST_WEIGHTS, "binary_densenet28", spec)
+    return path
+
+
+def test_fashion_mnist_weights_load_with_their_defaults(fashion_mnist_table, tiny_run):
+    trained = tf.keras.models.load_model(tiny_run.workdir / "best.keras")
+    for model in (
+        bidense.create_model("binary_densenet28", weights="fashion_mnist"),
+        bidense.models.BinaryDenseNet28(weights="fashion_mnist"),
+    ):
+        # 28x28x1, 10 classes and the switches it was trained with.
+        assert model.input_shape == (None, 28, 28, 1)
+        assert model.output_shape == (None, 10)
+        assert model.bidense_config["growth_rate"] == 8
+        images = np.random.RandomState(0).uniform(-1, 1, (4, 28, 28, 1))
+        np.testing.assert_array_equal(model(images), trained(images))
+    notop = bidense.create_model(
+        "binary_densenet28", weights="fashion_mnist", include_top=False
+    )
+    assert len(notop.output_shape) == 4
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"growth_rate": 16}, "were trained with growth_rate=8"),
+        ({"pad_value": 0.0}, "were trained with pad_value=1.0"),
+        ({"num_classes": 5}, "needs num_classes=10, got 5; use include_top=False"),
+        ({"input_shape": (28, 28, 3)}, "take 1-channel images, not 3"),
+    ],
+)
+def test_fashion_mnist_weights_need_their_configuration(
+    fashion_mnist_table, arguments, message
+):
+    with pytest.raises(ValueError, match=message):
+        bidense.create_model("binary_densenet28", weights="fashion_mnist", **arguments)
+
+
+def test_a_damaged_shipped_file_is_refused_by_its_sha256(fashion_mnist_table):
+    with open(fashion_mnist_table, "ab") as file:
+        file.write(b"\0")
+    with pytest.raises(ValueError, match="has sha256 .*, the table pins"):
+        bidense.create_model("binary_densenet28", weights="fashion_mnist")
+
+
+def test_evaluate_reproduces_the_run_with_fashion_mnist_weights(
+    fashion_mnist_table, tiny_run, tmp_path
+):
+    """evaluate.py --model NAME --weights fashion_mnist: the recipe's switches
+    (growth rate 16) give way to the weights' (8); the same test top-1."""
+    from bidense.training import evaluation
+
+    reference = json.loads((tiny_run.workdir / "summary.json").read_text())
+    with tfds.testing.mock_data(
+        num_examples=tiny_run.examples, policy=tfds.testing.MockPolicy.USE_CODE
+    ):
+        row = evaluation.run(
+            config_dir=CONFIG_DIR,
+            model_name="binary_densenet28",
+            weights="fashion_mnist",
+            dataset="fashion_mnist",
+            overrides=[("dataset.validation_examples", "16")],
+            output_json=tmp_path / "row.json",
+        )
+    assert row["top1"] == pytest.approx(reference["test_top1"], abs=1e-6)
+    assert row["source"] == "binary_densenet28:fashion_mnist"
+
+
+def test_fashion_mnist_weights_without_a_table_entry_say_which_exist():
+    with pytest.raises(ValueError, match="No Fashion-MNIST weights are shipped for "):
+        bidense.create_model("binary_resnet_e34", weights="fashion_mnist")
+
+
+def test_shipped_files_are_pinned_small_and_package_data():
+    """Every table entry's file is in the package, under the size limit, with its
+    pinned sha256, and setup.cfg's package_data ships it."""
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    patterns = parser["options.package_data"]["bidense"].split()
+    folder = weights_lib.FASHION_MNIST_DIR.relative_to(REPO / "bidense")
+    for name, spec in weights_lib.FASHION_MNIST_WEIGHTS.items():
+        assert name in bidense.list_models()
+        path = weights_lib.FASHION_MNIST_DIR / spec.file
+        assert path.stat().st_size <= weights_lib.MAX_FILE_MIB * 2**20
+        assert sha256(path) == spec.sha256
+        assert any(fnmatch.fnmatch(str(folder / spec.file), p) for p in patterns)
+    assert any(fnmatch.fnmatch(str(folder / "x.npz"), p) for p in patterns)

@@ -13,6 +13,7 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from bidense.data import subset
 from bidense.data.splits import Splits, for_dataset
 
 # Local copies of datasets that TFDS can then prepare without internet.
@@ -98,7 +99,7 @@ def dataset_info(builder, cfg_dataset) -> DatasetInfo:
             "only image classification is supported"
         )
     chosen = for_dataset(builder, cfg_dataset)
-    return DatasetInfo(
+    info = DatasetInfo(
         name=builder.name,
         image_shape=tuple(features["image"].shape),
         num_classes=features["label"].num_classes,
@@ -108,6 +109,7 @@ def dataset_info(builder, cfg_dataset) -> DatasetInfo:
         and _num_examples(builder, chosen.validation),
         test_examples=_num_examples(builder, chosen.test),
     )
+    return subset.restrict(builder, info, cfg_dataset)  # classes, train_examples
 
 
 def _num_examples(builder, split: str) -> int | None:

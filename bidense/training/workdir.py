@@ -34,8 +34,35 @@ SUMMARY = "summary.json"
 # Config keys that do not change what is trained: a rerun may change them.
 RUNTIME_KEYS = ("verbose", "checkpoint_every_steps")
 # Keys added after work dirs already existed, with the value an older config.json
-# (which lacks them) was trained with: such a run still resumes.
-ADDED_KEYS = {"deterministic": False, "precision": "float32"}
+# (which lacks them) was trained with: such a run still resumes. Dotted keys are
+# inside a group.
+ADDED_KEYS = {
+    "deterministic": False,
+    "precision": "float32",
+    "dataset.classes": [],
+    "dataset.train_examples": 0,
+    "finetune": {
+        "learning_rate": 0.0,
+        "freeze_epochs": 0,
+        "reset_head": False,
+        "freeze_bn": False,
+    },
+}
+
+
+def with_added_keys(config: dict) -> dict:
+    """``config`` with every :data:`ADDED_KEYS` key it lacks, at its old value."""
+    config = json.loads(json.dumps(config))  # a copy
+    for key, value in ADDED_KEYS.items():
+        *groups, leaf = key.split(".")
+        node = config
+        for group in groups:
+            node = node.get(group) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(leaf, value)
+    return config
+
+
 # Everything train.py writes; --restart removes exactly these, nothing else.
 ARTIFACTS = (
     CONFIG,
@@ -112,10 +139,9 @@ def check_or_init(
                 f"--workdir {workdir} has a damaged {CONFIG} (not a JSON object); "
                 "rerun with --restart to start over there, or pick another --workdir"
             )
-        old = {**ADDED_KEYS, **old}
         changes = [
             change
-            for change in diff(old, {**ADDED_KEYS, **config})
+            for change in diff(with_added_keys(old), with_added_keys(config))
             if change.split(":")[0] not in RUNTIME_KEYS
         ]
         if changes:

@@ -115,6 +115,9 @@ class PretrainedSpec:
             are the defaults of a model built with these weights; a switch that
             changes the forward pass must not differ.
         input_shape, num_classes: the defaults with these weights.
+        test_top1: the run's test top-1 on the full Fashion-MNIST test split
+            (its summary.json), which ``evaluate.py --weights fashion_mnist``
+            reproduces.
     """
 
     file: str
@@ -122,11 +125,13 @@ class PretrainedSpec:
     switches: dict
     input_shape: tuple = (28, 28, 1)
     num_classes: int = 10
+    test_top1: float | None = None
 
 
-# Model name -> its Fashion-MNIST weights (python -m bidense.pretrained writes a
-# file from a train.py work dir and prints its entry). Trained models are added
-# with the run that produced them (docs/results.md).
+# Model name -> its Fashion-MNIST weights. `python -m bidense.pretrained --workdir W`
+# writes a finished train.py run's file into FASHION_MNIST_DIR and prints its
+# entry (sha256, switches, test top-1); trained models are added with the run
+# that produced them (docs/results.md).
 FASHION_MNIST_WEIGHTS: dict[str, PretrainedSpec] = {}
 
 
@@ -232,7 +237,11 @@ def load_weights_file(model: tf.keras.Model, path: str) -> None:
     from bidense.pretrained import compact
 
     if compact.is_compact(path):
-        load_layers(model, compact.read(path).layers, f"Weights file {path!r}")
+        try:
+            contents = compact.read(path)
+        except compact.CompactFileError as error:
+            raise ValueError(f"Weights file {path!r}: {error}") from None
+        load_layers(model, contents.layers, f"Weights file {path!r}")
         return
     try:
         model.load_weights(path)

@@ -1,4 +1,4 @@
-"""python -m bidense.pretrained --workdir W --output FILE.npz (see pack.py)."""
+"""python -m bidense.pretrained --workdir W [--output FILE.npz] (see pack.py)."""
 
 import argparse
 import os
@@ -16,7 +16,11 @@ def main(argv=None) -> int:
         "(binary kernels as sign bits) and prints its weights-table entry.",
     )
     parser.add_argument("--workdir", required=True, help="a finished train.py run")
-    parser.add_argument("--output", required=True, help="the .npz file to write")
+    parser.add_argument(
+        "--output",
+        help="the .npz file to write (default: bidense/pretrained/fashion_mnist/"
+        "MODEL.npz, the file the table entry names)",
+    )
     args = parser.parse_args(argv)
     from bidense.pretrained import pack
 

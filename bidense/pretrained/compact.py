@@ -141,7 +141,11 @@ def save(model: tf.keras.Model, path: str | Path, meta: dict) -> dict:
 
 
 def is_compact(path: str | Path) -> bool:
-    """Whether ``path`` is a zip holding a compact file's ``meta.json``."""
+    """Whether ``path`` is to be read as a compact file: named ``.npz`` (a
+    damaged one then fails with :func:`read`'s message, not Keras's), or a zip
+    holding a compact file's ``meta.json``."""
+    if Path(path).suffix == ".npz" and Path(path).is_file():
+        return True
     try:
         with zipfile.ZipFile(path) as archive:
             return f"{META}.npy" in archive.namelist()

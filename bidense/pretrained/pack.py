@@ -1,9 +1,16 @@
 """Writes a train.py work dir's model as a compact weights file, with its table entry.
 
-    python -m bidense.pretrained --workdir runs/e18_fmnist \
-        --output bidense/pretrained/fashion_mnist/binary_resnet_e18.npz
+    python -m bidense.pretrained --workdir runs/e18_fmnist
 
-The model is the one train.py reported (``best.keras``, else ``final.keras``).
+writes ``bidense/pretrained/fashion_mnist/<model>.npz`` (``--output`` for
+another path) and prints the entry for
+:data:`bidense.weights.FASHION_MNIST_WEIGHTS`: file, sha256, switches and the
+run's test top-1. The run must be a finished Fashion-MNIST run of all ten
+classes whose test top-1 covers the whole test split (``config.eval_steps=0``,
+the default), since ``evaluate.py --weights fashion_mnist`` must reproduce it.
+
+The model is the one train.py reported (``best.keras``, else ``final.keras``),
+the one its summary.json's test top-1 belongs to.
 The switches recorded are those it was built with (``stem`` from its input size,
 ``pad_value`` read from its binary convolutions). Before the file is kept, it
 is loaded into a freshly built model, whose outputs on random inputs must equal
@@ -40,6 +47,37 @@ def _run_config(workdir: Path) -> dict:
     return config
 
 
+def _test_top1(workdir: Path, config: dict) -> float:
+    """The run's test top-1, after checking it is one the table may pin."""
+    dataset = config.get("dataset") or {}
+    if dataset.get("name") != "fashion_mnist":
+        raise ValueError(
+            f"--workdir {workdir} trained on {dataset.get('name')!r}; the table "
+            "holds Fashion-MNIST weights (train with --dataset fashion_mnist)"
+        )
+    if dataset.get("classes") or dataset.get("train_examples"):
+        raise ValueError(
+            f"--workdir {workdir} trained on a subset of Fashion-MNIST "
+            "(config.dataset.classes or train_examples); pack a run of all of it"
+        )
+    if config.get("eval_steps"):
+        raise ValueError(
+            f"--workdir {workdir} evaluated {config['eval_steps']} test batches, "
+            "not the whole test split; rerun it with config.eval_steps=0"
+        )
+    path = workdir / "summary.json"
+    try:
+        top1 = json.loads(path.read_text())["test_top1"]
+    except (OSError, ValueError, KeyError, TypeError):
+        top1 = None
+    if not isinstance(top1, float | int) or isinstance(top1, bool):
+        raise ValueError(
+            f"--workdir {workdir} has no test top-1 in {path.name}; has train.py "
+            "finished? (resume it with the same command)"
+        )
+    return float(top1)
+
+
 def _pad_value(model: tf.keras.Model):
     """What the model's binary convolutions pad with (None: it has none)."""
     for layer in model.layers:
@@ -48,8 +86,9 @@ def _pad_value(model: tf.keras.Model):
     return None
 
 
-def pack_workdir(workdir, output, seed: int = 0) -> dict:
-    """Writes the compact file of ``workdir``'s model to ``output``.
+def pack_workdir(workdir, output=None, seed: int = 0) -> dict:
+    """Writes the compact file of ``workdir``'s model to ``output`` (default:
+    ``<model>.npz`` in :data:`bidense.weights.FASHION_MNIST_DIR`).
 
     Returns ``{"model", "path", "mib", "sha256", "spec"}`` (``spec``: the table
     entry's fields).
@@ -58,11 +97,13 @@ def pack_workdir(workdir, output, seed: int = 0) -> dict:
     """
     from bidense.training.precision import to_float32
 
-    workdir, output = Path(workdir), Path(output)
-    if not output.parent.is_dir():
-        raise ValueError(f"--output {output}: no directory {output.parent}")
+    workdir = Path(workdir)
     config = _run_config(workdir)
     name = config["model_name"]
+    test_top1 = _test_top1(workdir, config)
+    output = Path(output or weights_lib.FASHION_MNIST_DIR / f"{name}.npz")
+    if not output.parent.is_dir():
+        raise ValueError(f"--output {output}: no directory {output.parent}")
     saved = to_float32(
         tf.keras.models.load_model(
             weights_lib.workdir_model_file(workdir), compile=False
@@ -120,6 +161,7 @@ def pack_workdir(workdir, output, seed: int = 0) -> dict:
         spec["input_shape"] = input_shape
     if num_classes != 10:
         spec["num_classes"] = num_classes
+    spec["test_top1"] = test_top1
     return {
         "model": name,
         "path": output,

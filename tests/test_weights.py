@@ -26,9 +26,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import bidense
-from bidense import transfer
+from bidense import data, transfer
 from bidense import weights as weights_lib
 from bidense.pretrained import compact
+from bidense.training import config as config_lib
+from bidense.training import finetune, modeling
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "configs"
@@ -40,16 +42,25 @@ def sha256(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
+@pytest.fixture(scope="module")
+def zoo_file(tmp_path_factory):
+    """larq-zoo BinaryResNetE18 (random init) and its weights file, made once."""
+    zoo = larq_zoo.literature.BinaryResNetE18(weights=None, input_shape=SHAPE)
+    path = tmp_path_factory.mktemp("zoo") / "weights.h5"
+    zoo.save_weights(path)
+    return zoo, path
+
+
 @pytest.fixture
-def cached_zoo_weights(tmp_path, monkeypatch):
-    """Saves larq-zoo BinaryResNetE18 weights into a fake Keras cache."""
+def cached_zoo_weights(tmp_path, monkeypatch, zoo_file):
+    """Puts larq-zoo BinaryResNetE18 weights into a fake Keras cache."""
+    zoo, saved = zoo_file
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     spec = weights_lib.IMAGENET_WEIGHTS["binary_resnet_e18"]
-    zoo = larq_zoo.literature.BinaryResNetE18(weights=None, input_shape=SHAPE)
     directory = tmp_path / "larq" / "models" / spec.top.release
     directory.mkdir(parents=True)
     path = str(directory / spec.top.file)
-    zoo.save_weights(path)
+    shutil.copy(saved, path)  # a copy: a test may damage it
     top = weights_lib.WeightsFile(spec.top.release, spec.top.file, sha256(path))
     monkeypatch.setitem(
         weights_lib.IMAGENET_WEIGHTS,
@@ -135,106 +146,90 @@ def test_a_missing_weights_file_is_named(tmp_path):
 # -- fine-tuning from larq-zoo's weights (bidense.transfer) ------------------
 
 
-def test_imagenet_weights_fine_tune_into_a_new_head_and_input_size(
-    cached_zoo_weights,
+def test_train_py_fine_tunes_imagenet_weights_into_a_new_head_and_input_size(
+    cached_zoo_weights, capsys
 ):
-    """larq-zoo's file (verified from the cache) into 32x32x3 and 28x28x1 models
-    with 10 classes: every backbone layer equals the ImageNet model's."""
-    del cached_zoo_weights
-    zoo = bidense.create_model("binary_resnet_e18", weights="imagenet")
-    rgb = bidense.create_model(
-        "binary_resnet_e18", input_shape=(32, 32, 3), num_classes=10, stem="imagenet"
-    )
-    report = transfer.load_pretrained(rgb, "imagenet")
-    assert report.new == {"head_dense": "10 classes, the weights have 1000"}
-    assert not report.adapted and not report.left_out
-    for layer in rgb.layers:
-        if layer.weights and layer.name != "head_dense":
-            theirs = zoo.get_layer(layer.name).get_weights()
-            for ours, zoo_value in zip(layer.get_weights(), theirs, strict=True):
-                np.testing.assert_array_equal(ours, zoo_value, err_msg=layer.name)
+    """train.py's path (recipe, adopted switches, build for the dataset, load):
+    larq-zoo's file, verified from the cache, into a 28x28x1 model of 5 classes.
+    Every backbone layer holds larq-zoo's values; the 3x3 stem and the head are
+    new, larq-zoo's stem BNs are not used."""
+    zoo = cached_zoo_weights
+    cfg = config_lib.load_recipe(CONFIG_DIR, "binary_resnet_e18", "fashion_mnist")
+    config_lib.apply_overrides(cfg, [("model.weights", "imagenet")])
+    taken = finetune.adopt_switches(cfg, given={"model.weights"})
+    # The recipe's narrow filters give way to larq-zoo's, and its zero padding.
+    assert taken == ["filters=(64, 128, 256, 512)", "pad_value=0.0"]
+    info = data.DatasetInfo("fashion_mnist", (28, 28, 1), 5, None, 64, 16, 16)
+    model, report = modeling.build_training_model(cfg, info)
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 5)
+    assert report.new == {
+        "stem_conv": "kernel (3, 3, 1, 64), the weights' (7, 7, 3, 64)",
+        "head_dense": "5 classes, the weights have 1000",
+    }
+    assert report.left_out == ["stem_bn", "stem_bn2"] and not report.adapted
+    assert "freshly initialised: stem_conv (kernel" in capsys.readouterr().err
+    # Same topology as larq-zoo's model after the stem: compare in layer order.
+    ours = [x for x in model.layers if x.name in report.loaded]
+    theirs = [x for x in zoo.layers if x.weights][-len(ours) - 1 : -1]
+    assert len(ours) == len(report.pretrained) == 38  # 16 blocks, 3 shortcuts
+    for layer, zoo_layer in zip(ours, theirs, strict=True):
+        for value, zoo_value in zip(
+            layer.get_weights(), zoo_layer.get_weights(), strict=True
+        ):
+            np.testing.assert_array_equal(value, zoo_value, err_msg=layer.name)
 
-    # One channel, ImageNet stem: the RGB kernel summed over its channels.
-    gray = bidense.create_model(
-        "binary_resnet_e18", input_shape=(32, 32, 1), num_classes=10, stem="imagenet"
-    )
-    report = transfer.load_pretrained(gray, "imagenet")
+
+def test_an_rgb_stem_adapts_to_gray_images():
+    """Summed over its input channels, an RGB stem kernel gives a gray image g
+    the response the RGB model gives (g, g, g) (timm's adapt_input_conv)."""
+    rgb = tiny("binary_resnet_e18", input_shape=(32, 32, 3), stem="imagenet")
+    gray = tiny("binary_resnet_e18", input_shape=(32, 32, 1), stem="imagenet")
+    layers = {x.name: x.get_weights() for x in rgb.layers if x.weights}
+    source = transfer.Source("RGB weights", "binary_resnet_e18", None, layers)
+    report = transfer.copy_layers(gray, source)
     assert report.adapted == {"stem_conv": "RGB kernel summed for 1 channel"}
-    kernel = zoo.get_layer("stem_conv").get_weights()[0]
+    assert not report.new and "head_dense" in report.loaded
+    images = np.random.RandomState(0).uniform(-1, 1, (2, 32, 32, 1))
+    images = images.astype("float32")
     np.testing.assert_allclose(
-        gray.get_layer("stem_conv").get_weights()[0],
-        kernel.sum(axis=2, keepdims=True),
+        gray.get_layer("stem_conv")(images),
+        rgb.get_layer("stem_conv")(np.repeat(images, 3, axis=-1)),
+        rtol=1e-5,
+        atol=1e-5,
     )
-    # 28x28x1 takes the CIFAR stem (3x3, no BN): re-initialised, larq-zoo's
-    # stem BNs left out, the rest loaded.
-    small = bidense.create_model(
-        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10
-    )
-    report = transfer.load_pretrained(small, "imagenet")
-    assert set(report.new) == {"stem_conv", "head_dense"}
-    assert report.left_out == ["stem_bn", "stem_bn2"]
-    assert "stage4_block4_conv" in report.loaded
-    assert "fine-tuning binary_resnet_e18: " in report.line()
-    assert "freshly initialised: stem_conv (kernel (3, 3, 1, 64)" in report.line()
-
-
-@pytest.mark.parametrize(
-    "switches, message",
-    [
-        ({"filters": (32, 64, 128, 256)}, "filters=\\(64, 128, 256, 512\\), not"),
-        ({"binary": False}, "binary=True, not"),
-        ({"scaling": "xnor"}, "scaling='none', not"),
-    ],
-)
-def test_imagenet_fine_tuning_names_a_mismatching_switch(switches, message):
-    """Checked before anything is fetched: no cache, no network needed."""
-    model = bidense.create_model(
-        "binary_resnet_e18", input_shape=(32, 32, 3), num_classes=10, **switches
-    )
-    with pytest.raises(ValueError, match=f"larq-zoo's ImageNet weights .*{message}"):
-        transfer.load_pretrained(model, "imagenet")
 
 
 def test_weights_of_another_model_are_refused_in_one_line(tmp_path):
-    resnet = bidense.create_model(
-        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10,
-        filters=(8, 8, 16, 16),
-    )  # fmt: skip
+    resnet = tiny("binary_resnet_e18", blocks=(2, 2, 2, 2))
     resnet.save_weights(tmp_path / "e18.h5")
-    resnet.save(tmp_path / "e18.keras")
-    densenet = bidense.create_model(
-        "binary_densenet28", input_shape=(28, 28, 1), num_classes=10,
-        growth_rate=8, initial_filters=8, blocks=(1, 1, 1, 1),
-    )  # fmt: skip
+    compact.save(resnet, tmp_path / "e18.npz", {"model": "binary_resnet_e18"})
+    densenet = tiny("binary_densenet28")
     with pytest.raises(ValueError) as info:
         transfer.load_pretrained(densenet, tmp_path / "e18.h5")
     assert "e18.h5' does not fit binary_densenet28: the weights have no layer" in str(
         info.value
     )
     assert "another architecture" in str(info.value) and "\n" not in str(info.value)
-    with pytest.raises(ValueError, match="e18.keras' does not fit binary_densenet28: "
+    with pytest.raises(ValueError, match="e18.npz' does not fit binary_densenet28: "
                        "it holds binary_resnet_e18 weights"):  # fmt: skip
-        transfer.load_pretrained(densenet, tmp_path / "e18.keras")
+        transfer.load_pretrained(densenet, tmp_path / "e18.npz")
     # Another depth of the same model: a layer the model lacks.
-    deeper = bidense.create_model(
-        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10,
-        filters=(8, 8, 16, 16), blocks=(1, 1, 1, 1),
-    )  # fmt: skip
+    shallower = tiny("binary_resnet_e18")
     with pytest.raises(ValueError, match="have a layer stage1_block3_conv that the"):
-        transfer.load_pretrained(deeper, tmp_path / "e18.h5")
+        transfer.load_pretrained(shallower, tmp_path / "e18.h5")
 
 
 # -- bidense's own weights: weights="fashion_mnist" and the compact file ------
 
 
-def tiny(name, **switches):
+def tiny(name, input_shape=(28, 28, 1), **switches):
     sizes = (
-        {"filters": (8, 8, 16, 16)}
+        {"filters": (8, 8, 16, 16), "blocks": (1, 1, 1, 1)}
         if "resnet" in name
         else {"growth_rate": 8, "initial_filters": 8, "blocks": (1, 1, 1, 1)}
     )
     return bidense.create_model(
-        name, input_shape=(28, 28, 1), num_classes=10, **sizes, **switches
+        name, input_shape=input_shape, num_classes=10, **{**sizes, **switches}
     )
 
 
@@ -253,9 +248,7 @@ def randomize(model, seed=0):
 @pytest.mark.parametrize(
     "name, switches",
     [
-        ("binary_resnet_e18", {}),
         ("binary_densenet28", {}),
-        ("binary_densenet28", {"binary": False}),  # the FP twin: all float
         ("binary_resnet_e18", {"scaling": "xnor", "downsample": "binary"}),
     ],
 )
@@ -265,57 +258,51 @@ def test_compact_file_round_trip_is_bit_exact(tmp_path, name, switches):
     path = tmp_path / f"{name}.npz"
     meta = compact.save(model, path, {"model": name})
     encodings = {e for entries in meta["layers"].values() for _, e in entries}
-    binary = switches.get("binary", True) and switches.get("scaling") != "xnor"
+    binary = switches.get("scaling") != "xnor"
     # Only plain-sign kernels become bits; XNOR's mean-|W| scaling needs the
     # latent magnitudes, so those kernels stay float32.
     assert encodings == ({"signs", "float32"} if binary else {"float32"})
-    if binary:
-        kernel = model.get_layer("stem_conv").get_weights()[0]
-        assert meta["layers"]["stem_conv"] == [[list(kernel.shape), "float32"]]
+    kernel = model.get_layer("stem_conv").get_weights()[0]
+    assert meta["layers"]["stem_conv"] == [[list(kernel.shape), "float32"]]
 
-    reloaded = tiny(name, **switches)
-    weights_lib.load_weights_file(reloaded, path)
     images = np.random.RandomState(1).uniform(-2, 2, (8, 28, 28, 1)).astype("float32")
-    np.testing.assert_array_equal(reloaded(images), model(images))
     features = tf.keras.Model(model.input, model.get_layer("head_relu").output)
-    features_reloaded = tf.keras.Model(
-        reloaded.input, reloaded.get_layer("head_relu").output
-    )
-    np.testing.assert_array_equal(features_reloaded(images), features(images))
+    expected, expected_features = model(images).numpy(), features(images).numpy()
+    latent = {x.name: x.get_weights() for x in model.layers if x.weights}
+    randomize(model, seed=1)  # the same model, other weights: then the file's
+    weights_lib.load_weights_file(model, path)
+    np.testing.assert_array_equal(model(images), expected)
+    np.testing.assert_array_equal(features(images), expected_features)
     if binary:  # the latent weights are rebuilt as sign * mean |w| per channel
         layer = next(x for x in model.layers if compact.binary_kernel_index(x) == 0)
-        latent = layer.get_weights()[0]
-        rebuilt = reloaded.get_layer(layer.name).get_weights()[0]
-        np.testing.assert_array_equal(np.sign(rebuilt), np.where(latent >= 0, 1, -1))
+        original, rebuilt = latent[layer.name][0], layer.get_weights()[0]
+        np.testing.assert_array_equal(np.sign(rebuilt), np.where(original >= 0, 1, -1))
         np.testing.assert_allclose(
             np.abs(rebuilt).max(axis=(0, 1, 2)),
-            np.abs(latent).reshape(-1, latent.shape[-1]).mean(axis=0),
+            np.abs(original).reshape(-1, original.shape[-1]).mean(axis=0),
             rtol=1e-6,
         )
-
-
-def test_a_binary_resnet_e18_fits_the_file_size_limit(tmp_path):
-    """ResNetE18 at filters 32-256: 2.8 M parameters, 11 MB as float32."""
-    model = bidense.create_model(
-        "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10,
-        filters=(32, 64, 128, 256),
-    )  # fmt: skip
-    assert model.count_params() * 4 > weights_lib.MAX_FILE_MIB * 2**20
-    compact.save(model, tmp_path / "e18.npz", {"model": "binary_resnet_e18"})
-    assert (tmp_path / "e18.npz").stat().st_size < 1.0 * 2**20
+    # Cut short, the file is one line that says what to do.
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="cannot read .*write it again with python"):
+        weights_lib.load_weights_file(model, path)
 
 
 @pytest.fixture(scope="module")
 def packed_run(tmp_path_factory, tiny_run):
-    """The shared tiny run written as a compact file by `python -m bidense.pretrained`;
-    returns the file and its printed table entry."""
+    """The shared tiny run packed by `python -m bidense.pretrained --workdir W`
+    into a temporary FASHION_MNIST_DIR (the default output); returns the file
+    and its printed table entry."""
     from bidense.pretrained import __main__ as cli
 
-    output = tmp_path_factory.mktemp("packed") / "binary_densenet28.npz"
+    folder = tmp_path_factory.mktemp("packed")
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main(["--workdir", str(tiny_run.workdir), "--output", str(output)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(weights_lib, "FASHION_MNIST_DIR", folder)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = cli.main(["--workdir", str(tiny_run.workdir)])
     assert status == 0, err.getvalue()
+    output = folder / "binary_densenet28.npz"
     printed = out.getvalue()
     digest = sha256(output)
     assert f"sha256 {digest}" in printed
@@ -325,6 +312,8 @@ def packed_run(tmp_path_factory, tiny_run):
     assert spec.file == output.name and spec.sha256 == digest
     assert spec.switches["growth_rate"] == 8 and spec.switches["stem"] == "cifar"
     assert spec.switches["pad_value"] == 1.0
+    summary = json.loads((tiny_run.workdir / "summary.json").read_text())
+    assert spec.test_top1 == summary["test_top1"]
     return output, spec
 
 
@@ -342,6 +331,7 @@ def fashion_mnist_table(tmp_path, monkeypatch, packed_run):
 
 def test_fashion_mnist_weights_load_with_their_defaults(fashion_mnist_table, tiny_run):
     trained = tf.keras.models.load_model(tiny_run.workdir / "best.keras")
+    images = np.random.RandomState(0).uniform(-1, 1, (4, 28, 28, 1))
     for model in (
         bidense.create_model("binary_densenet28", weights="fashion_mnist"),
         bidense.models.BinaryDenseNet28(weights="fashion_mnist"),
@@ -350,12 +340,7 @@ def test_fashion_mnist_weights_load_with_their_defaults(fashion_mnist_table, tin
         assert model.input_shape == (None, 28, 28, 1)
         assert model.output_shape == (None, 10)
         assert model.bidense_config["growth_rate"] == 8
-        images = np.random.RandomState(0).uniform(-1, 1, (4, 28, 28, 1))
         np.testing.assert_array_equal(model(images), trained(images))
-    notop = bidense.create_model(
-        "binary_densenet28", weights="fashion_mnist", include_top=False
-    )
-    assert len(notop.output_shape) == 4
 
 
 @pytest.mark.parametrize(
@@ -379,6 +364,9 @@ def test_a_damaged_shipped_file_is_refused_by_its_sha256(fashion_mnist_table):
         file.write(b"\0")
     with pytest.raises(ValueError, match="has sha256 .*, the table pins"):
         bidense.create_model("binary_densenet28", weights="fashion_mnist")
+    fashion_mnist_table.unlink()
+    with pytest.raises(ValueError, match="weights file .* is missing; reinstall"):
+        bidense.create_model("binary_densenet28", weights="fashion_mnist")
 
 
 def test_evaluate_reproduces_the_run_with_fashion_mnist_weights(
@@ -388,7 +376,6 @@ def test_evaluate_reproduces_the_run_with_fashion_mnist_weights(
     (growth rate 16) give way to the weights' (8); the same test top-1."""
     from bidense.training import evaluation
 
-    reference = json.loads((tiny_run.workdir / "summary.json").read_text())
     with tfds.testing.mock_data(
         num_examples=tiny_run.examples, policy=tfds.testing.MockPolicy.USE_CODE
     ):
@@ -400,8 +387,33 @@ def test_evaluate_reproduces_the_run_with_fashion_mnist_weights(
             overrides=[("dataset.validation_examples", "16")],
             output_json=tmp_path / "row.json",
         )
-    assert row["top1"] == pytest.approx(reference["test_top1"], abs=1e-6)
+    spec = weights_lib.FASHION_MNIST_WEIGHTS["binary_densenet28"]
+    assert row["top1"] == pytest.approx(spec.test_top1, abs=1e-6)
     assert row["source"] == "binary_densenet28:fashion_mnist"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"dataset": {"name": "mnist"}}, "trained on 'mnist'; the table holds"),
+        ({"dataset": {"name": "fashion_mnist", "classes": [5, 6]}},
+         "trained on a subset of Fashion-MNIST"),
+        ({"eval_steps": 2}, "evaluated 2 test batches, not the whole test split"),
+        ({}, "has no test top-1 in summary.json; has train.py finished?"),
+    ],
+)  # fmt: skip
+def test_packing_a_run_the_table_cannot_pin_is_one_line(
+    tmp_path, tiny_run, change, message, capsys
+):
+    """Checked before any model loads; the run's config.json alone."""
+    from bidense.pretrained import __main__ as cli
+
+    config = json.loads((tiny_run.workdir / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, **change}))
+    assert cli.main(["--workdir", str(tmp_path), "--output", "x.npz"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m bidense.pretrained: error: --workdir ")
+    assert message in err and err.count("\n") == 1
 
 
 def test_fashion_mnist_weights_without_a_table_entry_say_which_exist():
@@ -411,7 +423,7 @@ def test_fashion_mnist_weights_without_a_table_entry_say_which_exist():
 
 def test_shipped_files_are_pinned_small_and_package_data():
     """Every table entry's file is in the package, under the size limit, with its
-    pinned sha256, and setup.cfg's package_data ships it."""
+    pinned sha256 and test top-1, and setup.cfg's package_data ships it."""
     parser = configparser.ConfigParser()
     parser.read(REPO / "setup.cfg")
     patterns = parser["options.package_data"]["bidense"].split()
@@ -421,5 +433,6 @@ def test_shipped_files_are_pinned_small_and_package_data():
         path = weights_lib.FASHION_MNIST_DIR / spec.file
         assert path.stat().st_size <= weights_lib.MAX_FILE_MIB * 2**20
         assert sha256(path) == spec.sha256
+        assert 0 < spec.test_top1 <= 1
         assert any(fnmatch.fnmatch(str(folder / spec.file), p) for p in patterns)
     assert any(fnmatch.fnmatch(str(folder / "x.npz"), p) for p in patterns)

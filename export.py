@@ -203,7 +203,7 @@ def check_inputs(args: cli.Args) -> None:
                 f"{', '.join(given)} cannot be combined with --workdir: a trained "
                 "model is exported as it was trained"
             )
-    elif f.weights and f.weights != "imagenet":
+    elif f.weights and f.weights not in ("imagenet", "fashion_mnist"):
         if not os.path.isfile(f.weights):
             raise FileNotFoundError(f"--weights file {f.weights} does not exist")
     for flag in ("output", "report"):

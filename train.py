@@ -24,7 +24,7 @@ from absl import flags, logging  # noqa: E402
 import cli  # noqa: E402
 from bidense import provenance  # noqa: E402
 from bidense.training import config as config_lib  # noqa: E402
-from bidense.training import errors, experiment, loop, strategies  # noqa: E402
+from bidense.training import errors, experiment, finetune, loop, strategies  # noqa: E402
 from bidense.training.summary import summary_line  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -89,6 +89,8 @@ def resolve_config(args: cli.Args):
     cli.check_model_name(f.model)
     cfg = config_lib.load_recipe(CONFIG_DIR, f.model, f.dataset, f.config_file)
     config_lib.apply_overrides(cfg, args.overrides)
+    # Fine-tuning: the backbone switches left open follow the weights'.
+    finetune.adopt_switches(cfg, {key for key, _ in args.overrides})
     if f.deterministic:
         cfg.deterministic = True
     return cfg

@@ -1,17 +1,27 @@
-"""Pretrained weights: larq-zoo's published ImageNet weights, pinned by sha256.
+"""Pretrained weights, pinned by sha256: larq-zoo's ImageNet weights and bidense's own.
 
-The files are larq-zoo's releases (``https://github.com/larq/zoo/releases``); they
-load into bidense's larq-zoo-compatible configuration (``pad_value=0.0`` and the
-builder's other defaults), whose layer topology equals larq-zoo's. Preprocessing
-that goes with them: RGB 0-255 normalised by ImageNet mean/std, 224x224 centre
-crop of 0.875 (larq-zoo ``training/data.py``).
+``weights="imagenet"``: larq-zoo's releases (``https://github.com/larq/zoo/releases``);
+they load into bidense's larq-zoo-compatible configuration (``pad_value=0.0`` and
+the builder's other defaults), whose layer topology equals larq-zoo's.
+Preprocessing that goes with them: RGB 0-255 normalised by ImageNet mean/std,
+224x224 centre crop of 0.875 (larq-zoo ``training/data.py``).
+
+``weights="fashion_mnist"``: weights trained by bidense on Fashion-MNIST (28x28x1,
+10 classes), shipped inside the package as compact files
+(:mod:`bidense.pretrained.compact`), each with the switches it was trained with.
+
+Loading into a model of another head or input size (fine-tuning) is
+:mod:`bidense.transfer`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 RELEASES_URL = "https://github.com/larq/zoo/releases/download"
@@ -84,6 +94,86 @@ IMAGENET_WEIGHTS: dict[str, WeightsSpec] = {
 }
 
 
+# The weights the builders know by name (any other string is a path).
+NAMED_WEIGHTS = ("imagenet", "fashion_mnist")
+
+# bidense's own weights: files in the package (setup.cfg's package_data ships them).
+FASHION_MNIST_DIR = Path(__file__).resolve().parent / "pretrained" / "fashion_mnist"
+# Every file committed to the repository stays this small.
+MAX_FILE_MIB = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedSpec:
+    """One model's bidense-trained weights: its compact file and how it was trained.
+
+    Attributes:
+        file: file name in :data:`FASHION_MNIST_DIR` (``<model>.npz``).
+        sha256: the file's sha256, checked before every load.
+        switches: every switch the weights were trained with
+            (``bidense.model_switches`` keys, stem and pad_value resolved). They
+            are the defaults of a model built with these weights; a switch that
+            changes the forward pass must not differ.
+        input_shape, num_classes: the defaults with these weights.
+        test_top1: the run's test top-1 on the full Fashion-MNIST test split
+            (its summary.json), which ``evaluate.py --weights fashion_mnist``
+            reproduces.
+    """
+
+    file: str
+    sha256: str
+    switches: dict
+    input_shape: tuple = (28, 28, 1)
+    num_classes: int = 10
+    test_top1: float | None = None
+
+
+# Model name -> its Fashion-MNIST weights. `python -m bidense.pretrained --workdir W`
+# writes a finished train.py run's file into FASHION_MNIST_DIR and prints its
+# entry (sha256, switches, test top-1); trained models are added with the run
+# that produced them (docs/results.md).
+FASHION_MNIST_WEIGHTS: dict[str, PretrainedSpec] = {}
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fashion_mnist_spec(model_name: str) -> PretrainedSpec:
+    """The table entry of ``model_name``; a one-line ValueError if there is none."""
+    spec = FASHION_MNIST_WEIGHTS.get(model_name)
+    if spec is None:
+        shipped = ", ".join(sorted(FASHION_MNIST_WEIGHTS)) or "none yet"
+        raise ValueError(
+            f"No Fashion-MNIST weights are shipped for {model_name}; they exist "
+            f"for: {shipped}. Use weights=None or a file path."
+        )
+    return spec
+
+
+def fetch_fashion_mnist_weights(model_name: str) -> Path:
+    """The path of ``model_name``'s shipped file, after checking its sha256."""
+    spec = fashion_mnist_spec(model_name)
+    path = FASHION_MNIST_DIR / spec.file
+    if not path.is_file():
+        raise ValueError(
+            f"bidense's Fashion-MNIST weights file {path} is missing; reinstall "
+            "bidense (pip install .) or pass weights=None."
+        )
+    digest = sha256_of(path)
+    if digest != spec.sha256:
+        raise ValueError(
+            f"bidense's Fashion-MNIST weights file {path} has sha256 {digest}, the "
+            f"table pins {spec.sha256}: the file is damaged or not the released "
+            "one; reinstall bidense or pass weights=None."
+        )
+    return path
+
+
 def fetch_imagenet_weights(model_name: str, include_top: bool) -> str:
     """Returns the local path of the pinned file, downloading it once.
 
@@ -118,14 +208,41 @@ def fetch_imagenet_weights(model_name: str, include_top: bool) -> str:
         ) from None
 
 
+def workdir_model_file(workdir: str | Path) -> Path:
+    """The model a train.py work dir reported: ``best.keras``, else ``final.keras``."""
+    for name in ("best.keras", "final.keras"):
+        if (Path(workdir) / name).is_file():
+            return Path(workdir) / name
+    raise ValueError(
+        f"Weights {os.fspath(workdir)!r} is a directory without best.keras or "
+        "final.keras; give a finished train.py work dir or a weights file."
+    )
+
+
 def load_weights_file(model: tf.keras.Model, path: str) -> None:
-    """Loads a Keras weights file (.h5, .keras or a TF checkpoint prefix)."""
+    """Loads weights that fit ``model`` as built, every layer of it.
+
+    ``path``: a Keras weights file (.h5, .keras or a TF checkpoint prefix), a
+    compact ``.npz`` file (:mod:`bidense.pretrained.compact`) or a train.py work
+    dir (its ``best.keras``, else ``final.keras``).
+    """
     path = os.fspath(path)
     if not (os.path.exists(path) or os.path.exists(path + ".index")):
         raise ValueError(
             f"Weights file {path!r} does not exist; pass weights=None, 'imagenet' or "
             "the path of a file saved with model.save_weights()."
         )
+    if os.path.isdir(path) and not os.path.exists(path + ".index"):
+        path = os.fspath(workdir_model_file(path))
+    from bidense.pretrained import compact
+
+    if compact.is_compact(path):
+        try:
+            contents = compact.read(path)
+        except compact.CompactFileError as error:
+            raise ValueError(f"Weights file {path!r}: {error}") from None
+        load_layers(model, contents.layers, f"Weights file {path!r}")
+        return
     try:
         model.load_weights(path)
     except Exception as error:  # Keras raises ValueError, OSError, KeyError...
@@ -143,3 +260,38 @@ def load_weights_file(model: tf.keras.Model, path: str) -> None:
             f"Weights file {path!r} does not fit {model.name} as built "
             f"({type(error).__name__}: {first_line[:200]}); {hint}"
         ) from None
+
+
+def load_layers(
+    model: tf.keras.Model, layers: dict[str, list[np.ndarray]], source: str
+) -> None:
+    """Sets every weight of ``model`` from ``layers`` (layer name -> arrays).
+
+    Every layer of ``model`` that has weights must be there with the same
+    shapes; ``layers`` may have more only where ``model`` has no classifier
+    (``include_top=False``). ``source`` names the weights in messages.
+    """
+    hint = "check the model name, num_classes, include_top, input channels and switches"
+    ours = {layer.name for layer in model.layers if layer.weights}
+    extra = sorted(set(layers) - ours)
+    if extra and not (set(extra) <= {"head_dense"} and "head_dense" not in ours):
+        raise ValueError(
+            f"{source} does not fit {model.name} as built (it has layers "
+            f"{', '.join(extra[:3])} that the model lacks); {hint}."
+        )
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        values = layers.get(layer.name)
+        if values is None:
+            raise ValueError(
+                f"{source} does not fit {model.name} as built (no weights for layer "
+                f"{layer.name}); {hint}."
+            )
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if [tuple(np.shape(v)) for v in values] != shapes:
+            raise ValueError(
+                f"{source} does not fit {model.name} as built (layer {layer.name}: "
+                f"{[tuple(np.shape(v)) for v in values]} vs {shapes}); {hint}."
+            )
+        layer.set_weights(values)

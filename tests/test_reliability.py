@@ -12,6 +12,7 @@ from mock_cli import MOCK_VALIDATION, run_cli, run_in_process
 from test_train import CONFIG_DIR, tiny_config, train_args
 
 import bidense
+from bidense.pretrained import compact
 from bidense.training import checkpoints, errors, experiment, loop
 from bidense.training import config as config_lib
 from bidense.training import keras_internals as ki
@@ -189,6 +190,10 @@ def inputs(tmp_path_factory):
     resnet_run.mkdir()
     cfg = config_lib.load_recipe(CONFIG_DIR, "binary_resnet_e18", "fashion_mnist")
     (resnet_run / wd.CONFIG).write_text(config_lib.to_json(cfg))
+    # A compact weights file cut short.
+    compact.save(model, root / "whole.npz", {"model": "binary_resnet_e18"})
+    whole = (root / "whole.npz").read_bytes()
+    (root / "truncated.npz").write_bytes(whole[: len(whole) // 2])
 
     # Saved models: whole, cut short, empty, damaged inside the zip, weights only.
     models = root / "models"
@@ -229,6 +234,18 @@ def inputs(tmp_path_factory):
     (root / "foreign").mkdir()  # e.g. a download folder with another config.json
     (root / "foreign" / wd.CONFIG).write_text('{"architectures": ["BertModel"]}')
     (root / "foreign" / "model.keras").write_bytes(keras)
+
+    # Finished-looking runs to fine-tune from: of another model, and of a
+    # DenseNet of growth rate 8 (checked against the switches before loading).
+    for name, model_name, changes in [
+        ("resnet_weights_run", "binary_resnet_e18", []),
+        ("densenet_run", "binary_densenet28", [("model.growth_rate", "8")]),
+    ]:
+        run_cfg = config_lib.load_recipe(CONFIG_DIR, model_name, "fashion_mnist")
+        config_lib.apply_overrides(run_cfg, changes)
+        (root / name).mkdir()
+        (root / name / wd.CONFIG).write_text(config_lib.to_json(run_cfg))
+        (root / name / wd.FINAL_MODEL).write_bytes(keras)
 
     for name, text in DAMAGED.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -465,6 +482,22 @@ BAD_FILES = [
      "resnet.h5' does not fit binary_densenet28"),
     ("export.py", [*EXPORT_DENSENET, "--weights", "{root}/empty.h5"],
      "empty.h5' does not fit binary_densenet28"),
+    # Fine-tuning (--config.model.weights, --config.finetune).
+    ("train.py", [*TRAIN, "--config.model.weights={root}/truncated.npz"],
+     "truncated.npz': cannot read"),
+    ("train.py", [*TRAIN, "--config.model.weights={root}/resnet_weights_run"],
+     "holds binary_resnet_e18 weights; fine-tune from weights of binary_densenet28"),
+    ("train.py", [*TRAIN, "--config.model.weights={root}/densenet_run",
+                  "--config.model.growth_rate=16"],
+     "were trained with growth_rate=8, not growth_rate=16"),
+    ("train.py", [*TRAIN, "--config.model.weights=fashion_mnist"],
+     "No Fashion-MNIST weights are shipped for binary_densenet28"),
+    ("evaluate.py", [*EVAL_WEIGHTS, "fashion_mnist"],
+     "No Fashion-MNIST weights are shipped for binary_densenet28"),
+    ("train.py", [*TRAIN, "--config.finetune.freeze_epochs=1"],
+     "config.finetune.freeze_epochs needs config.model.weights"),
+    ("train.py", [*TRAIN, "--config.dataset.classes=(0,12)"],
+     "fashion_mnist has no label 12 (its labels are 0..9)"),
     # ablate.py --study: Python the user wrote, and what it defines.
     ("ablate.py", ["--study", "{root}/studies/syntax.py"],
      "syntax.py: SyntaxError"),

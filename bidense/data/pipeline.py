@@ -13,7 +13,7 @@ import math
 
 import tensorflow as tf
 
-from bidense.data import preprocessing, sources
+from bidense.data import preprocessing, sources, subset
 
 CACHE_LIMIT_BYTES = 4 * 2**30
 
@@ -83,9 +83,11 @@ def train_dataset(
     # The same file order in every pass (TFDS would reshuffle it per iterator,
     # i.e. differently after a resume); the example shuffle below varies per pass.
     ds = _read(
-        builder, info.splits.train, info, cfg_dataset, shuffle_files=True,
+        builder, info.splits.train, info, cfg_dataset,
+        shuffle_files=subset.shuffle_files(cfg_dataset),
         seed=seed, reshuffle=False,
     )  # fmt: skip
+    ds = subset.apply(ds, cfg_dataset, train=True)
     if _should_cache(cfg_dataset.cache, info.image_shape, info.train_examples):
         ds = ds.cache()
     buffer = cfg_dataset.shuffle_buffer
@@ -121,7 +123,10 @@ def train_dataset(
 
 def eval_dataset(builder, split: str, info, cfg_dataset, batch_size: int):
     """Every example of ``split`` once, in order, for exact accuracy."""
-    ds = _read(builder, split, info, cfg_dataset, shuffle_files=False, seed=0)
+    ds = subset.apply(
+        _read(builder, split, info, cfg_dataset, shuffle_files=False, seed=0),
+        cfg_dataset,
+    )
     # No .cache() here: an in-memory cache is shared by every iterator of this
     # dataset, and one read partially (evaluate.py's one-batch warm-up, prefetch
     # read-ahead) raced with the next: evaluate.py once scored 66 of the 10,000

@@ -15,6 +15,7 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from bidense.data import subset
 from bidense.data.splits import Splits, for_dataset
 
 # Local copies of datasets that TFDS can then prepare without internet.
@@ -132,7 +133,7 @@ def dataset_info(builder, cfg_dataset) -> DatasetInfo:
         )
     chosen = for_dataset(builder, cfg_dataset)
     shape = tuple(features["image"].shape)
-    return DatasetInfo(
+    info = DatasetInfo(
         name=builder.name,
         image_shape=(*shape[:2], channels or shape[2]),
         num_classes=features["label"].num_classes,
@@ -143,6 +144,7 @@ def dataset_info(builder, cfg_dataset) -> DatasetInfo:
         test_examples=_num_examples(builder, chosen.test),
         class_names=tuple(features["label"].names),
     )
+    return subset.restrict(builder, info, cfg_dataset)  # classes, train_examples
 
 
 def _num_examples(builder, split: str) -> int | None:

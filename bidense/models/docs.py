@@ -10,9 +10,14 @@ BUILDER_DOC = """\
         include_top: whether to add average pooling, the FP dense layer and softmax.
         weights: None (random init), "imagenet" (larq-zoo's published weights,
             sha256-pinned; needs the larq-zoo-compatible configuration, which is
-            the default except pad_value, set to 0.0 automatically), or the path
-            of a weights file.
-        num_classes: classes of the top layer.
+            the default except pad_value, set to 0.0 automatically),
+            "fashion_mnist" (bidense's own weights, shipped and sha256-pinned in
+            ``bidense.weights.FASHION_MNIST_WEIGHTS``; their switches, 28x28x1
+            input and 10 classes are the defaults), the path of a weights file
+            or a train.py work dir. For another head or input size, build
+            without weights and use ``bidense.transfer.load_pretrained``.
+        num_classes: classes of the top layer; default 1000 (10 with
+            weights="fashion_mnist").
 {family_args}
         binary: False builds the full-precision twin: same graph, no quantizers
             or weight clipping, ``fp_activation`` where the sign was.

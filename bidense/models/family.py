@@ -4,7 +4,7 @@ A family module (``resnet_e``, ``densenet``) states only what is its own, in a
 :class:`Family`: its defaults, its variants, how it checks its switches, how
 often it halves the resolution and its graph. :func:`build` does the rest in the
 same order for every family (argument checks, binary settings, input and stem,
-larq-zoo weights request, input size, head, weights), and :func:`register` makes a
+named weights request, input size, head, weights), and :func:`register` makes a
 family's Keras-applications-style builder a registered model with the shared
 docstring (:data:`bidense.models.docs.BUILDER_DOC`).
 """
@@ -24,6 +24,9 @@ from bidense.models.docs import BUILDER_DOC
 from bidense.registry import register_model
 
 BUILDER_ARGS = ("input_shape", "input_tensor", "include_top", "weights", "num_classes")
+# The builders' num_classes default (ImageNet's); with weights="fashion_mnist" it
+# stands for the weights' own classes.
+DEFAULT_NUM_CLASSES = 1000
 DOWNSAMPLES = ("fp", "binary")
 # The configuration larq-zoo's ImageNet weights were trained in, where it differs
 # from the families' defaults: zero padding and, whatever the input, the ImageNet
@@ -120,38 +123,64 @@ def check_weights_request(
 ) -> None:
     """Validates ``weights`` before anything is built.
 
-    ``incompatible`` maps each switch whose value differs from larq-zoo's
-    configuration to that configuration's value; larq-zoo's ImageNet weights only
-    mean something in that configuration.
+    ``incompatible`` maps each switch whose value differs from the configuration
+    the named weights ("imagenet": larq-zoo's, "fashion_mnist": the table's) were
+    trained in to that configuration's value; the weights only mean something
+    in that configuration.
     """
     common.check_positive_int("num_classes", num_classes)
     if not isinstance(include_top, bool):
         raise ValueError(f"Invalid include_top={include_top!r}; use True or False.")
-    if weights is None or weights != "imagenet":
+    if weights is None or weights not in weights_lib.NAMED_WEIGHTS:
         if weights is not None and not isinstance(weights, str | os.PathLike):
             raise ValueError(
-                f"Invalid weights={weights!r}; use None, 'imagenet' or a file path."
+                f"Invalid weights={weights!r}; use None, 'imagenet', 'fashion_mnist' "
+                "or a file path."
             )
         return
-    if include_top and num_classes != 1000:
+    if weights == "imagenet":
+        classes, whose = 1000, "larq-zoo's ImageNet weights"
+    else:
+        classes = weights_lib.fashion_mnist_spec(model_name).num_classes
+        whose = "bidense's Fashion-MNIST weights"
+    if include_top and num_classes != classes:
         raise ValueError(
-            f"weights='imagenet' with include_top=True needs num_classes=1000, got "
-            f"{num_classes}; use include_top=False to put your own head on top."
+            f"weights={weights!r} with include_top=True needs num_classes={classes}, "
+            f"got {num_classes}; use include_top=False to put your own head on top "
+            "(train.py fine-tunes with a new head)."
         )
     if incompatible:
         wanted = ", ".join(f"{k}={v!r}" for k, v in incompatible.items())
         raise ValueError(
-            f"larq-zoo's ImageNet weights for {model_name} were trained with {wanted}; "
+            f"{whose} for {model_name} were trained with {wanted}; "
             "pass those values (or weights=None)."
         )
 
 
-def zoo_mismatches(family: Family, model_name: str, cfg: dict) -> dict:
-    """The forward-pass switches of ``cfg`` that differ from larq-zoo's model,
-    mapped to larq-zoo's value."""
-    zoo = {**family.switches(model_name), **LARQ_ZOO}
-    zoo.update(family.check(zoo))
-    return {k: zoo[k] for k in family.zoo_forward_switches if cfg[k] != zoo[k]}
+def trained_switches(family: Family, model_name: str, weights) -> dict | None:
+    """The switches the named ``weights`` were trained with (checked, normalized),
+    or None for weights without such a configuration."""
+    if weights == "imagenet":
+        trained = {**family.switches(model_name), **LARQ_ZOO}
+    elif weights == "fashion_mnist":
+        spec = weights_lib.fashion_mnist_spec(model_name)
+        trained = {**family.switches(model_name), **spec.switches}
+    else:
+        return None
+    trained = {k: tuple(v) if isinstance(v, list) else v for k, v in trained.items()}
+    trained.update(family.check(trained))
+    return trained
+
+
+def forward_mismatches(family: Family, cfg: dict, trained: dict | None) -> dict:
+    """The forward-pass switches of ``cfg`` that differ from ``trained``, mapped to
+    the trained value (the twin's nonlinearity counts for a full-precision twin)."""
+    if trained is None:
+        return {}
+    keys = list(family.zoo_forward_switches)
+    if not trained["binary"]:
+        keys.append("fp_activation")
+    return {k: trained[k] for k in keys if cfg[k] != trained[k]}
 
 
 def finish_model(
@@ -170,6 +199,9 @@ def finish_model(
     model = tf.keras.Model(inputs, outputs, name=model_name)
     if weights == "imagenet":
         path = weights_lib.fetch_imagenet_weights(model_name, include_top)
+        weights_lib.load_weights_file(model, path)
+    elif weights == "fashion_mnist":
+        path = weights_lib.fetch_fashion_mnist_weights(model_name)
         weights_lib.load_weights_file(model, path)
     elif weights is not None:
         weights_lib.load_weights_file(model, weights)
@@ -199,6 +231,16 @@ def build(
     defaults = family.switches(model_name)
     check_switches(model_name, switches, defaults)
     cfg = {**defaults, **switches}
+    if weights == "fashion_mnist":
+        # bidense's weights set the defaults: their switches (None = "builder
+        # decides" = the weights decide), input shape and classes.
+        spec = weights_lib.fashion_mnist_spec(model_name)
+        given = {k: v for k, v in switches.items() if v is not None}
+        cfg = {**defaults, **spec.switches, **given}
+        if input_shape is None and input_tensor is None:
+            input_shape = tuple(spec.input_shape)
+        if num_classes == DEFAULT_NUM_CLASSES:
+            num_classes = spec.num_classes
     cfg.update(family.check(cfg))
     check_choice("downsample", cfg["downsample"], DOWNSAMPLES)
     settings = binary_settings(cfg, weights)
@@ -210,8 +252,14 @@ def build(
         weights,
         include_top,
         num_classes,
-        zoo_mismatches(family, model_name, cfg),
+        forward_mismatches(family, cfg, trained_switches(family, model_name, weights)),
     )
+    if weights == "fashion_mnist" and inputs.shape[-1] != spec.input_shape[-1]:
+        raise ValueError(
+            f"bidense's Fashion-MNIST weights for {model_name} take "
+            f"{spec.input_shape[-1]}-channel images, not {inputs.shape[-1]}; "
+            "build the model without weights and fine-tune (bidense.transfer)."
+        )
     downsamplings = common.STEM_DOWNSAMPLINGS[stem] + family.downsamplings(cfg)
     common.check_input_size(model_name, inputs, stem, downsamplings)
 
@@ -244,6 +292,7 @@ def register(family: Family, model_name: str):
             )
         )
         builder.default_switches = family.switches(model_name)
+        builder.family = family
         return register_model(model_name)(builder)
 
     return decorator

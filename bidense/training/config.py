@@ -57,7 +57,10 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
     cfg.model = ml_collections.ConfigDict(
         model_switches(model_name) if model_name else {}
     )
-    cfg.model.weights = None  # None, "imagenet" or a weights file to start from
+    # Weights to fine-tune from (bidense.training.finetune): None (from scratch),
+    # "imagenet" (larq-zoo's), "fashion_mnist" (bidense's), a train.py work dir
+    # or a weights file (.h5, .keras, compact .npz).
+    cfg.model.weights = None
 
     cfg.dataset = ml_collections.ConfigDict()
     # A TFDS name, or a folder of class folders (./photos; absolute in config.json).
@@ -85,6 +88,11 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
     cfg.dataset.flip = True  # horizontal flips; wrong for digits (mnist)
     cfg.dataset.cache = "auto"  # "auto" caches decoded images if they fit
     cfg.dataset.shuffle_buffer = 10_000
+    # A subset (bidense.data.subset), e.g. for transfer experiments: the label
+    # indices to keep, relabelled 0..k-1 in the order given ([] = every class),
+    # and the first N training examples after that filter (0 = all of them).
+    cfg.dataset.classes = []
+    cfg.dataset.train_examples = 0
 
     cfg.epochs = 1
     cfg.batch_size = 128
@@ -106,6 +114,22 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
     cfg.distill.teacher = ""
     cfg.distill.alpha = 0.9
     cfg.distill.temperature = 4.0
+
+    # Fine-tuning from config.model.weights (bidense.training.finetune).
+    cfg.finetune = ml_collections.ConfigDict()
+    # Peak learning rate with weights; 0 = optimizer.learning_rate x 0.1
+    # (bidense.training.recipes.FINETUNE_LR_FACTOR: why).
+    cfg.finetune.learning_rate = 0.0
+    # Warm-up epochs that train only the new layers (the head, a re-initialised
+    # stem), every pretrained layer frozen: BatchNormalization in inference mode,
+    # its statistics unchanged. Then everything trains.
+    cfg.finetune.freeze_epochs = 0
+    # A new, freshly initialised classifier even when the weights' has the same
+    # number of classes (other classes than the weights were trained on).
+    cfg.finetune.reset_head = False
+    # Keep the pretrained BatchNormalization layers frozen (inference mode) for
+    # the whole run, not only the warm-up.
+    cfg.finetune.freeze_bn = False
 
     cfg.schedule = ml_collections.ConfigDict()
     cfg.schedule.name = "step"  # "step", "cosine" or "constant"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ml_collections
 
+from bidense.data import subset
 from bidense.training import config as config_lib
-from bidense.training import precision
+from bidense.training import finetune, precision
 from bidense.training.modeling import OPTIMIZERS
 from bidense.training.schedules import SCHEDULES
 
@@ -22,15 +23,20 @@ _TYPED_KEYS = {
         "checkpoint_every_steps", "seed", "verbose", "dataset.image_size",
         "dataset.crop_padding", "dataset.shuffle_buffer",
         "dataset.validation_examples", "dataset.channels",
+        "dataset.train_examples", "finetune.freeze_epochs",
     ),
     float: (
         "optimizer.learning_rate", "optimizer.epsilon", "schedule.decay_factor",
         "schedule.warmup_epochs", "schedule.final_fraction",
         "loss.label_smoothing", "distill.alpha", "distill.temperature",
         "dataset.validation_fraction", "dataset.test_fraction",
+        "finetune.learning_rate",
     ),
-    bool: ("jit_compile", "deterministic", "dataset.flip"),
-    list: ("schedule.decay_epochs",),
+    bool: (
+        "jit_compile", "deterministic", "dataset.flip", "finetune.reset_head",
+        "finetune.freeze_bn",
+    ),
+    list: ("schedule.decay_epochs", "dataset.classes"),
 }  # fmt: skip
 _TYPE_NAMES = {
     int: "an integer",
@@ -88,6 +94,8 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             "config.loss.label_smoothing must be in [0, 1), got "
             f"{cfg.loss.label_smoothing}"
         )
+    finetune.validate(cfg)
+    subset.validate(cfg.dataset)
     if cfg.distill.teacher:
         if cfg.loss.label_smoothing:
             raise config_lib.ConfigError(

@@ -276,6 +276,10 @@ def read_run_config(path: Path, hint: str):
     dataset = raw.get("dataset") if isinstance(raw, dict) else None
     if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str):
         raise ValueError(f"{path} is not a train.py config (no dataset.name); {hint}")
+    from bidense.training import workdir as wd
+
+    raw = wd.with_added_keys(raw)  # a run from before a key existed
+    dataset = raw["dataset"]
     # Evaluation reads the batch size and every input setting of the run.
     expected = recipes.dataset_config(dataset["name"])
     missing = [k for k in ("model_name", "batch_size", "eval_steps") if k not in raw]
@@ -344,7 +348,7 @@ def run(
     """
     from bidense import data
     from bidense.training import config as config_lib
-    from bidense.training import modeling, recipes
+    from bidense.training import finetune, modeling, recipes
     from bidense.training import workdir as wd
 
     sources = [s for s in (workdir, model_path, model_name) if s]
@@ -375,6 +379,10 @@ def run(
         else:
             cfg = recipes.dataset_config(dataset)
     config_lib.apply_overrides(cfg, list(overrides))
+    if model_name and weights:
+        # Named weights (and work dirs) know their switches: those not given
+        # on the command line follow them, as in train.py.
+        finetune.adopt_switches(cfg, {k for k, _ in overrides}, weights=weights)
     batch_size = batch_size or cfg.batch_size
     limit = max_examples or (cfg.eval_steps * batch_size if cfg.eval_steps else 0)
 
@@ -391,7 +399,7 @@ def run(
         keras_model = load_keras_model(path, hint=WORKDIR_HINT)
     elif model_path:
         keras_model = load_keras_model(model_path)
-    elif weights != "imagenet" and not Path(weights).exists():
+    elif weights not in ("imagenet", "fashion_mnist") and not Path(weights).exists():
         raise FileNotFoundError(f"no weights file at {weights}")
 
     builder = data.prepare(cfg.dataset.name, data_dir, manual_dir)

@@ -20,7 +20,7 @@ from bidense.training import checkpoints, distill, modeling, strategies
 from bidense.training import config as config_lib
 from bidense.training import workdir as wd
 from bidense.training.config_checks import validate
-from bidense.training.modeling import build_model, compile_model, make_optimizer
+from bidense.training.modeling import compile_model, make_optimizer
 
 
 @dataclasses.dataclass
@@ -41,6 +41,8 @@ class Experiment:
     eval_steps: int | None
     resumes: bool
     start_step: int = 0  # global step the training stream (and Keras) resume at
+    # What config.model.weights loaded (bidense.transfer.Report); None: from scratch.
+    transfer: object | None = None
 
     @property
     def is_chief(self) -> bool:
@@ -91,7 +93,9 @@ def setup(
     if not restart:  # a folder's classes may have changed since the run began
         data.check_labels(workdir, source.info.class_names, cfg.dataset.name)
     with dist.scope():
-        model, fit_model = _compiled_model(cfg, source.info, source.steps_per_epoch)
+        model, fit_model, transfer = _compiled_model(
+            cfg, source.info, source.steps_per_epoch
+        )
     # ...but claim it only once everything has been validated: a config.json left
     # by a failed setup would make the corrected command need --restart.
     resumes = wd.check_or_init(workdir, resolved, restart, write=chief)
@@ -130,6 +134,7 @@ def setup(
         eval_steps=cfg.eval_steps or None,
         resumes=resumes,
         start_step=start_step,
+        transfer=transfer,
     )
 
 
@@ -171,13 +176,19 @@ def _prepare_data(cfg, data_dir, manual_dir) -> _Data:
 
 
 def _compiled_model(cfg, info: data.DatasetInfo, steps_per_epoch: int):
-    """The recipe's model and the model ``fit`` trains (in the strategy's scope).
+    """The recipe's model, the model ``fit`` trains (in the strategy's scope) and
+    what ``config.model.weights`` loaded into it (None: trained from scratch).
 
     With ``config.distill.teacher`` the model fit runs is a Distiller around the
     recipe's model, which stays the network that is saved and reported.
     """
-    model = build_model(cfg, info)
+    model, transfer = modeling.build_training_model(cfg, info)
     optimizer = make_optimizer(cfg, steps_per_epoch)
+    if cfg.finetune.freeze_epochs or cfg.finetune.freeze_bn:
+        # Keras 2.15's optimizers make their slots once, for the variables of
+        # the first step; the warm-up's first step trains only the head, so
+        # every variable gets its slots now (bidense.training.finetune).
+        optimizer.build(model.trainable_variables)
     if not cfg.distill.teacher:
         compile_model(
             model,
@@ -186,7 +197,7 @@ def _compiled_model(cfg, info: data.DatasetInfo, steps_per_epoch: int):
             jit_compile=cfg.jit_compile,
             label_smoothing=cfg.loss.label_smoothing,
         )
-        return model, model
+        return model, model, transfer
     teacher = distill.load_teacher(
         cfg.distill.teacher, model.input_shape[1:], info.num_classes
     )
@@ -198,4 +209,4 @@ def _compiled_model(cfg, info: data.DatasetInfo, steps_per_epoch: int):
         metrics=modeling.accuracy_metrics(info.num_classes),
         jit_compile=cfg.jit_compile,
     )
-    return model, fit_model
+    return model, fit_model, transfer

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from bidense.training import callbacks as cb
-from bidense.training import checkpoints, selection
+from bidense.training import checkpoints, finetune, selection
 from bidense.training import summary as summary_lib
 from bidense.training import workdir as wd
 
@@ -29,12 +29,15 @@ def make_callbacks(exp: Experiment, extra: Sequence = ()) -> list:
     """bidense's callbacks, in the order they must run, then ``extra``."""
     cfg = exp.config
     backup_dir = exp.workdir / wd.CHECKPOINTS
+    # Before BestModel: it makes the layers trainable again before a save.
+    freeze = finetune.callback(exp)
     return [
         # First, so a diverged step raises before Backup can save its weights.
         cb.StopOnNonFinite(exp.steps_per_epoch, backup_dir),
         # Before Backup: the epoch's selection is on disk before the checkpoint
         # that skips the epoch on resume. The other order loses it to a crash
         # between the two, and the resumed run then selects a different epoch.
+        *([freeze] if freeze else []),
         cb.BestModel(exp.model, exp.outdir / wd.BEST_MODEL, exp.outdir / wd.BEST_STATE),
         cb.Backup(
             str(backup_dir),

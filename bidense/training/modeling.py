@@ -7,13 +7,15 @@ training does.
 
 from __future__ import annotations
 
+import sys
+
 import ml_collections
 import tensorflow as tf
 
 import bidense
-from bidense import data
+from bidense import data, transfer
 from bidense.training import config as config_lib
-from bidense.training import precision, schedules
+from bidense.training import precision, recipes, schedules
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -38,6 +40,26 @@ def build_model(cfg, info: data.DatasetInfo, **extra) -> tf.keras.Model:
             num_classes=info.num_classes,
             **{**model_kwargs(cfg), **extra},
         )
+
+
+def build_training_model(cfg, info: data.DatasetInfo):
+    """The model train.py trains, and what was loaded into it.
+
+    Without ``config.model.weights`` that is :func:`build_model` (and None).
+    With weights, the model is built for the dataset (its input size and
+    classes) and the weights load by layer name and shape
+    (:func:`bidense.transfer.load_pretrained`: a new head where the classes
+    differ); what is new is said on stderr. Returns ``(model, report)``.
+    """
+    weights = cfg.model.get("weights")
+    model = build_model(cfg, info, weights=None)
+    if not weights:
+        return model, None
+    report = transfer.load_pretrained(
+        model, weights, reset_head=cfg.finetune.reset_head
+    )
+    print(report.line(), file=sys.stderr)
+    return model, report
 
 
 def ends_with_softmax(model: tf.keras.Model) -> bool:
@@ -96,9 +118,13 @@ class _SmoothedSparseCrossentropy(tf.keras.losses.Loss):
 
 
 def make_optimizer(cfg, steps_per_epoch: int):
-    """The recipe's optimizer, its learning rate a schedule of the global step."""
+    """The recipe's optimizer, its learning rate a schedule of the global step.
+
+    The peak learning rate is the recipe's, or its fine-tuning value when the
+    run starts from pretrained weights (:func:`recipes.peak_learning_rate`).
+    """
     schedule = schedules.make_schedule(
-        cfg.schedule, cfg.optimizer.learning_rate, cfg.epochs, steps_per_epoch
+        cfg.schedule, recipes.peak_learning_rate(cfg), cfg.epochs, steps_per_epoch
     )
     if cfg.optimizer.name == "sgd":
         return tf.keras.optimizers.SGD(schedule, momentum=0.9)

@@ -11,6 +11,10 @@ numbers stay visible in the config file while the structure is written once.
 * Anything else (``fashion_mnist``, ``mnist``, ..., and image folders given by
   path): a short laptop-CPU recipe on a narrow version of the model: Adam 1e-3
   cosine-decayed over a few epochs.
+
+Fine-tuning (``config.model.weights`` set) uses the same recipe at a peak
+learning rate :data:`FINETUNE_LR_FACTOR` times lower
+(:func:`peak_learning_rate`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,26 @@ import dataclasses
 
 from bidense.data.folders import canonical_name, is_folder_name
 from bidense.training.config import ConfigError, base_config
+
+# Fine-tuning starts from weights that already compute useful features; the
+# from-scratch peak learning rate is tuned to leave a random initialisation
+# fast, and its first steps (driven by the gradients of a random new head) would
+# move the pretrained weights far from where they work, and for binary weights
+# flip many signs at once. 10x lower is the common starting point for
+# fine-tuning a whole network with the same optimizer; config.finetune.learning_rate
+# sets the value itself.
+FINETUNE_LR_FACTOR = 0.1
+
+
+def peak_learning_rate(cfg) -> float:
+    """The schedule's peak: ``optimizer.learning_rate``, or with
+    ``model.weights`` set ``finetune.learning_rate`` (0: the recipe's times
+    :data:`FINETUNE_LR_FACTOR`)."""
+    if not cfg.model.get("weights"):
+        return cfg.optimizer.learning_rate
+    return cfg.finetune.learning_rate or (
+        cfg.optimizer.learning_rate * FINETUNE_LR_FACTOR
+    )
 
 
 @dataclasses.dataclass(frozen=True)

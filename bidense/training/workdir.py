@@ -44,6 +44,14 @@ ADDED_KEYS = {
     "dataset.channels": 0,
     "dataset.validation_fraction": 0.1,
     "dataset.test_fraction": 0.1,
+    "dataset.classes": [],
+    "dataset.train_examples": 0,
+    "finetune": {
+        "learning_rate": 0.0,
+        "freeze_epochs": 0,
+        "reset_head": False,
+        "freeze_bn": False,
+    },
 }
 # Everything train.py writes; --restart removes exactly these, nothing else.
 ARTIFACTS = (

@@ -246,6 +246,7 @@ TRAIN = [*DENSENET, "--config.batch_size=16", MOCK_VALIDATION]
 EVAL_WEIGHTS = [*DENSENET, MOCK_VALIDATION, "--weights"]
 EXPORT_TO = ["--output", "{root}/model.tflite"]
 EXPORT_DENSENET = ["--model", "binary_densenet28", *EXPORT_TO]
+EXPORT_SMALL = [*EXPORT_DENSENET, "--input_size=32", "--num_classes=10"]
 
 # (script, args, message in the last error line). {root} is the inputs fixture;
 # train.py cases get a fresh --workdir unless they pass their own. Cases already
@@ -309,6 +310,19 @@ BAD_INPUTS = [
      "/no/m.tflite: no directory"),
     ("export.py", ["--model", "binary_densenet28", "--output", "{root}"],
      "is a directory; give a file name"),
+    # export.py --int8 and the data it checks and calibrates on.
+    ("export.py", [*EXPORT_DENSENET, "--int8"],
+     "--int8 needs the model's training data to calibrate on: pass --dataset"),
+    ("export.py", [*EXPORT_DENSENET, "--int8_io"], "--int8_io needs --int8"),
+    ("export.py", ["--workdir", "{root}/models", "--dataset", "mnist", *EXPORT_TO],
+     "--dataset cannot be combined with --workdir"),
+    ("export.py", [*EXPORT_SMALL, "--int8", "--dataset", "fashion_mnist",
+                   "--config.model.scaling=xnor"],
+     "--int8 does not support scaling='xnor'"),
+    ("export.py", [*EXPORT_SMALL, "--dataset", "no_such_dataset"],
+     "unknown TFDS dataset 'no_such_dataset'"),
+    ("export.py", [*EXPORT_SMALL, "--dataset", "fashion_mnist"],
+     "dataset 'fashion_mnist' gives 28x28x1 images, the model takes 32x32x3"),
 ]  # fmt: skip
 
 # Every file an entry point reads, damaged as a new user might hand it over

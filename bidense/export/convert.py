@@ -204,16 +204,19 @@ def export_int8(
         output: where to write the ``.tflite``; None writes nothing.
         int8_io: int8 model input and output (the report gives their scale and
             zero point); default float32, quantized inside the model.
-        allow_float_fallback: export even if a binary layer stayed float, an op
-            is unexpected or a float layer is not one int8 op (logged).
+        allow_float_fallback: export even if a binary layer stayed float or an
+            op is unexpected (logged). A float layer that is not one int8 op,
+            or a conv/fully-connected op that belongs to no float layer, is an
+            error all the same: the file would not be the int8 model asked for.
         converter: "lean" or "keras", see :func:`to_lce`.
         calibration_source: what the images are, for the report.
 
     Raises:
         Int8Error: a model the recipe does not cover (XNOR scaling, nested
             models) or an empty calibration range, naming it.
-        FloatFallbackError: naming every layer that is not the op it should be,
-            unless ``allow_float_fallback``.
+        FloatFallbackError: naming every float layer that is not one int8 op;
+            and every binary layer that is not one LceBconv2d and every
+            unexpected op, unless ``allow_float_fallback``.
     """
     from bidense.export import int8 as int8_lib
 
@@ -242,6 +245,11 @@ def export_int8(
         report.int8.output_quantization = (
             float(interpreter.output_scales[0]),
             int(interpreter.output_zero_points[0]),
+        )
+    if report.int8.problems:
+        raise FloatFallbackError(
+            f"{model.name} is not int8 after LCE conversion: "
+            + "; ".join(report.int8.problems)
         )
     _finish(model, report, allow_float_fallback, "fully binary and int8")
     if output is not None:

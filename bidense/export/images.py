@@ -131,8 +131,9 @@ def model_data(
         model: the Keras model being exported (its input shape is checked
             against the dataset's).
         workdir: a train.py work dir: its ``config.json`` names the dataset and
-            its preprocessing; its ``labels.txt`` the class names. A dataset
-            that cannot be prepared here gives synthetic data, with the reason.
+            its preprocessing; its ``labels.txt`` the class names (without
+            one, the dataset's, if it names its classes). A dataset that
+            cannot be prepared here gives synthetic data, with the reason.
         dataset: a TFDS name or a folder (for a registry model): read with the
             dataset's default input settings, resized to the model's square
             input. Unlike a work dir's, a dataset that cannot be read is an
@@ -170,10 +171,8 @@ def model_data(
             raise
         return ExportData(None, f"dataset {name!r} is not available here ({error})")
     cfg_dataset = _fit_input(model, cfg.dataset, info, name, fixed=workdir is not None)
-    if labels is None and workdir is None:
-        names = getattr(builder.info.features["label"], "names", None)
-        if names and len(names) == num_classes:
-            labels = list(names)
+    if labels is None:  # no labels.txt: the dataset's class names, if it has them
+        labels = _class_names(builder, num_classes)
     return ExportData(
         name=name,
         note=f"{name} ({source})",
@@ -182,6 +181,14 @@ def model_data(
         _info=info,
         _cfg_dataset=cfg_dataset,
     )
+
+
+def _class_names(builder, num_classes: int | None) -> list[str] | None:
+    """The dataset's class names when there is one per model output, else None."""
+    names = getattr(builder.info.features["label"], "names", None)
+    if names and len(names) == num_classes:
+        return list(names)
+    return None
 
 
 def _num_classes(model) -> int | None:

@@ -229,6 +229,9 @@ def inputs(tmp_path_factory):
     (root / "foreign").mkdir()  # e.g. a download folder with another config.json
     (root / "foreign" / wd.CONFIG).write_text('{"architectures": ["BertModel"]}')
     (root / "foreign" / "model.keras").write_bytes(keras)
+    (root / "labels_run").mkdir()  # class names that do not fit the model
+    (root / "labels_run" / wd.FINAL_MODEL).write_bytes(keras)
+    (root / "labels_run" / "labels.txt").write_text("cat\ndog\n")
 
     for name, text in DAMAGED.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -404,6 +407,9 @@ BAD_FILES = [
      "resnet.h5' does not fit binary_densenet28"),
     ("export.py", [*EXPORT_DENSENET, "--weights", "{root}/empty.h5"],
      "empty.h5' does not fit binary_densenet28"),
+    ("export.py", ["--workdir", "{root}/labels_run", *EXPORT_TO],
+     "labels.txt has 2 class names for a model with 10 outputs; restore it, or "
+     "delete it to export without class names"),
     # ablate.py --study: Python the user wrote, and what it defines.
     ("ablate.py", ["--study", "{root}/studies/syntax.py"],
      "syntax.py: SyntaxError"),

@@ -5,14 +5,21 @@
         --weights my_weights.h5 --output bd28_cifar.tflite
     python export.py --model binary_densenet28 --config.model.growth_rate=32 \
         --config.model.scaling=xnor --output bd28_k32_xnor.tflite
-    python export.py --workdir runs/bd28 --output bd28.tflite   # train.py's final.keras
+    python export.py --workdir runs/bd28 --output bd28.tflite   # train.py's model
+    python export.py --workdir runs/bd28 --int8 --output bd28_int8.tflite
+    python export.py --model binary_densenet28 --weights w.h5 --input_size 28 \
+        --channels 1 --num_classes 10 --dataset fashion_mnist --output bd28.tflite
 
 Every architecture switch of bidense.create_model is --config.model.SWITCH=VALUE,
 checked as in train.py. The conversion is inspected op by op (bidense.export):
 any binary layer left in float, or an unexpected op, is an error naming the
-layer, unless --allow_float_fallback. Prints the op table, the file size against
+layer, unless --allow_float_fallback. With --int8 the stem, downsampling and
+classifier layers become int8 ops, calibrated on the model's training images,
+and every one of them is checked too. Prints the op table, the file size against
 bidense.model_stats' prediction, and the LCE interpreter's agreement with Keras
-on Fashion-MNIST and random images.
+on the model's own test images (a work dir's dataset, or --dataset) and on
+random images; without a dataset, on random images only, and it says so. Writes
+the class names next to the file (<output>.labels.txt) when they are known.
 """
 
 import errno
@@ -76,9 +83,43 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "calibrate_bn",
         0,
-        "Set BN statistics from this many Fashion-MNIST images before export: "
-        "makes random-weight demo exports realistic (zero BN shifts would fold "
-        "away ADDs).",
+        "Set BN statistics from this many training images of the model's dataset "
+        "(random normal ones without a dataset) before export: makes random-weight "
+        "demo exports realistic (zero BN shifts would fold away ADDs).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "dataset",
+        None,
+        "The --model's dataset (TFDS name or folder): its test images check "
+        "parity, its training images calibrate --calibrate_bn and --int8. A "
+        "--workdir's is the run's own.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).",
+        flag_values=fv,
+    )  # fmt: skip
+    flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.", flag_values=fv)
+    flags.DEFINE_bool(
+        "int8",
+        False,
+        "Stem, downsampling and classifier layers as int8 ops (ranges calibrated "
+        "on the model's training images); binary convs stay LceBconv2d.",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "int8_io",
+        False,
+        "With --int8: int8 model input and output (the report gives their scale "
+        "and zero point) instead of float32.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "int8_calibration_images",
+        1000,
+        "Training images whose min/max set the --int8 ranges.",
+        lower_bound=1,
         flag_values=fv,
     )
     # The input and the classifier; None = the builder's default. Architecture
@@ -146,6 +187,7 @@ def run(args: cli.Args) -> None:
     import tensorflow as tf
 
     from bidense import export
+    from bidense.export import int8
     from bidense.training.precision import to_float32
 
     f = args.flags
@@ -153,32 +195,81 @@ def run(args: cli.Args) -> None:
     # Mixed-precision training keeps float32 variables; export (and the parity
     # check against the flatbuffer) runs the same graph in float32.
     model = to_float32(load_model(args))
-    if f.calibrate_bn > 0:
-        shape = tuple(model.input_shape[1:])
-        images = export.fashion_mnist_images(f.calibrate_bn, shape, offset=1000)
-        export.calibrate_batchnorm(model, images)
-    flatbuffer, report = export.export_model(
+    if f.int8:
+        int8.check_supported(model)  # XNOR scaling: refused before reading data
+    data = export.model_data(
         model,
-        f.output,
-        allow_float_fallback=f.allow_float_fallback,
-        converter=f.converter,
+        workdir=f.workdir,
+        dataset=f.dataset,
+        data_dir=f.data_dir,
+        manual_dir=f.manual_dir,
     )
-    lines = [report.to_markdown(), ""]
+    if f.int8:
+        data.require("--int8")
+    shape = tuple(model.input_shape[1:])
+    notes = []
+    if f.calibrate_bn > 0:
+        if data.available:
+            images = data.train_images(f.calibrate_bn)
+            what = f"{len(images)} images of {data.name} {data.train_split}"
+        else:
+            images = export.random_images(f.calibrate_bn, shape, seed=1)
+            what = f"{len(images)} random normal images ({data.note})"
+        export.calibrate_batchnorm(model, images)
+        notes.append(f"- BN statistics calibrated on {what}")
+    options = dict(allow_float_fallback=f.allow_float_fallback, converter=f.converter)
+    if f.int8:
+        flatbuffer, report = export.export_int8(
+            model,
+            data.batches(data.train_split, f.int8_calibration_images),
+            f.output,
+            int8_io=f.int8_io,
+            calibration_source=f"{data.name} {data.train_split}",
+            **options,
+        )
+    else:
+        flatbuffer, report = export.export_model(model, f.output, **options)
+    lines = [report.to_markdown(), "", *notes]
     if f.parity_images > 0:
-        shape = tuple(model.input_shape[1:])
-        for label, images in (
-            ("Fashion-MNIST", export.fashion_mnist_images(f.parity_images, shape)),
-            ("random normal", export.random_images(f.parity_images, shape)),
-        ):
-            parity = export.compare(model, flatbuffer, images)
-            verdict = "OK" if parity.ok else "OUT OF TOLERANCE"
-            lines.append(f"- LCE vs Keras, {label}: {parity} -> {verdict}")
+        lines += parity_lines(model, flatbuffer, data, f.parity_images, f.int8)
     lines.append(f"\nWrote {f.output} ({report.file_bytes:,} bytes).")
+    if data.labels:
+        labels = f"{f.output}.labels.txt"
+        with open(labels, "w") as out:
+            out.write("\n".join(data.labels) + "\n")
+        lines.append(f"Wrote {labels} ({len(data.labels)} class names).")
     text = "\n".join(lines)
     print(text)
     if f.report:
         with open(f.report, "w") as out:
             out.write(text + "\n")
+
+
+def parity_lines(model, flatbuffer, data, n: int, int8: bool) -> list[str]:
+    """LCE vs Keras on the model's test images (and random ones), one line each.
+
+    An int8 file is held to the float Keras model by the top-1 criterion only
+    (int8 rounding moves the softmax by more than the float tolerance), on its
+    own images only: random normal inputs lie outside the calibrated ranges.
+    """
+    from bidense import export
+
+    shape = tuple(model.input_shape[1:])
+    cases = []
+    if data.available:
+        cases.append((f"{data.name} {data.test_split}", data.test_images(n)))
+        lines = [f"- parity images: the first {n} of {data.test_split} of {data.note}"]
+    else:
+        lines = [f"- parity on synthetic (random normal) images only: {data.note}"]
+    if not int8:
+        cases.append(("random normal", export.random_images(n, shape)))
+    for label, images in cases:
+        parity = export.compare(model, flatbuffer, images)
+        ok = parity.top1_ok if int8 else parity.ok
+        what = "LCE int8 vs Keras float (top-1)" if int8 else "LCE vs Keras"
+        verdict = "OK" if ok else "OUT OF TOLERANCE"
+        lines.append(f"- {what}, {label}: {parity} -> {verdict}")
+    return lines
 
 
 def check_inputs(args: cli.Args) -> None:
@@ -203,9 +294,22 @@ def check_inputs(args: cli.Args) -> None:
                 f"{', '.join(given)} cannot be combined with --workdir: a trained "
                 "model is exported as it was trained"
             )
+        if f.dataset is not None:
+            raise ValueError(
+                "--dataset cannot be combined with --workdir: the run's own dataset "
+                "(its config.json) is used"
+            )
     elif f.weights and f.weights not in ("imagenet", "fashion_mnist"):
         if not os.path.isfile(f.weights):
             raise FileNotFoundError(f"--weights file {f.weights} does not exist")
+    if f.int8_io and not f.int8:
+        raise ValueError("--int8_io needs --int8")
+    if f.int8 and not f.workdir and not f.dataset:
+        raise ValueError(
+            "--int8 needs the model's training data to calibrate on: pass --dataset "
+            "NAME_OR_PATH (the dataset it was trained on), or export a train.py "
+            "--workdir"
+        )
     for flag in ("output", "report"):
         path = f[flag].value
         if path is None:

@@ -6,12 +6,15 @@ layer kinds, which decide the op graph, stay as registered).
 """
 
 import functools
+import json
 import logging
+from pathlib import Path
 
 import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from mock_cli import run_in_process
 
 import bidense
@@ -19,6 +22,10 @@ from bidense import export
 from bidense.export.flatbuffer import Op
 
 SHAPE = (32, 32, 3)
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
 # Narrow but otherwise registered architectures: widths change no op type.
 NARROW = {
     "densenet": {"growth_rate": 32, "initial_filters": 32},
@@ -319,6 +326,7 @@ def test_cli_exports_a_checked_model(tmp_path, export_cli):
         "--input_size=32",
         "--num_classes=10",
         "--parity_images=4",
+        "--calibrate_bn=4",
         "--output=m.tflite",
         "--report=m.md",
     )
@@ -327,6 +335,18 @@ def test_cli_exports_a_checked_model(tmp_path, export_cli):
     assert "| LceBconv2d | 16 |" in result.stdout
     assert (tmp_path / "m.tflite").stat().st_size > 0
     assert (tmp_path / "m.md").read_text().startswith("## binary_resnet_e18")
+    # No dataset: BN statistics and parity on synthetic images, and it says so.
+    out = result.stdout
+    assert (
+        "- BN statistics calibrated on 4 random normal images (no dataset "
+        "(--model without --dataset))" in out
+    )
+    assert (
+        "- parity on synthetic (random normal) images only: no dataset "
+        "(--model without --dataset)" in out
+    )
+    assert "- LCE vs Keras, random normal: 4 images" in out
+    assert not (tmp_path / "m.tflite.labels.txt").exists()
 
 
 def test_cli_takes_every_model_switch_as_a_config_override(tmp_path, export_cli):
@@ -359,10 +379,128 @@ def test_cli_takes_every_model_switch_as_a_config_override(tmp_path, export_cli)
 
 @pytest.mark.slow
 def test_cli_exports_the_model_of_a_training_workdir(tmp_path, export_cli, tiny_run):
-    """--workdir exports train.py's final.keras as it was trained (here: 28x28x1)."""
+    """--workdir exports train.py's final.keras as it was trained (here: 28x28x1),
+    checked and BN-calibrated on the run's own dataset, with its class names
+    written next to the file."""
     result = export_cli(
-        f"--workdir={tiny_run.workdir}", "--parity_images=4", "--output=m.tflite"
-    )
+        f"--workdir={tiny_run.workdir}", "--parity_images=4", "--calibrate_bn=8",
+        "--output=m.tflite",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "OK: every binary layer is an LceBconv2d" in result.stdout
-    assert "top-1 agreement" in result.stdout
+    out = result.stdout
+    assert "OK: every binary layer is an LceBconv2d" in out
+    assert "- LCE vs Keras, fashion_mnist test: 4 images: top-1 agreement" in out
+    assert "- BN statistics calibrated on 8 images of fashion_mnist train" in out
+    assert (
+        "- parity images: the first 4 of test of fashion_mnist (the run's dataset, "
+        "config.json)" in out
+    )
+    assert "- LCE vs Keras, random normal: 4 images" in out
+    # labels.txt of the run if it has one, else the dataset's class names.
+    labels = (tmp_path / "m.tflite.labels.txt").read_text().splitlines()
+    assert labels == FASHION_MNIST_CLASSES
+    assert "m.tflite.labels.txt (10 class names)" in out
+
+
+# -- the images an export checks on: the model's own data ------------------------
+
+
+def tiny_fmnist_model():
+    return bidense.create_model(
+        "binary_densenet28", input_shape=(28, 28, 1), num_classes=10,
+        growth_rate=8, initial_filters=8, blocks=(1, 1, 1, 1),
+    )  # fmt: skip
+
+
+def test_model_data_reads_the_dataset_through_bidense_data():
+    """--dataset NAME: the images of bidense.data's evaluation pipeline (here on
+    tfds.testing.mock_data, so any dataset train.py reads works the same)."""
+    from bidense import data
+    from bidense.training import recipes
+
+    model = tiny_fmnist_model()
+    with tfds.testing.mock_data(num_examples=20):
+        own = export.model_data(model, dataset="fashion_mnist")
+        cfg = recipes.dataset_config("fashion_mnist").copy_and_resolve_references()
+        cfg.dataset.validation_examples = 0  # export carves no validation split
+        builder = data.prepare("fashion_mnist")
+        info = data.dataset_info(builder, cfg.dataset)
+        expected_test = next(
+            iter(data.eval_dataset(builder, "test", info, cfg.dataset, 8))
+        )[0].numpy()
+        expected_train = next(
+            iter(data.eval_dataset(builder, info.splits.train, info, cfg.dataset, 8))
+        )[0].numpy()
+        np.testing.assert_array_equal(own.test_images(8), expected_test)
+        np.testing.assert_array_equal(own.train_images(8), expected_train)
+        assert own.available and own.name == "fashion_mnist"
+        assert (own.train_split, own.test_split) == ("train", "test")
+        assert own.labels == FASHION_MNIST_CLASSES
+        # A square model of another size gets the images resized, as
+        # --config.dataset.image_size would; other channels are an error.
+        resized = export.model_data(
+            bidense.create_model("binary_resnet_e18", input_shape=(32, 32, 1),
+                                 num_classes=10, filters=(8, 8, 16, 16)),
+            dataset="fashion_mnist",
+        )  # fmt: skip
+        assert resized.test_images(2).shape == (2, 32, 32, 1)
+        with pytest.raises(ValueError, match="gives 28x28x1 images, the model takes "
+                           "32x32x3"):  # fmt: skip
+            export.model_data(
+                bidense.create_model("binary_resnet_e18", input_shape=(32, 32, 3),
+                                     num_classes=10, filters=(8, 8, 16, 16)),
+                dataset="fashion_mnist",
+            )  # fmt: skip
+
+
+def test_without_a_dataset_the_export_data_is_synthetic_and_says_why():
+    own = export.model_data(tiny_fmnist_model())
+    assert not own.available
+    assert own.note == "no dataset (--model without --dataset)"
+    with pytest.raises(ValueError, match="--int8 needs the model's training data"):
+        own.require("--int8")
+
+
+def test_a_work_dirs_labels_file_names_the_classes(tmp_path, tiny_run):
+    run = tiny_run.copy(tmp_path / "run")
+    names = [f"class {i}" for i in range(10)]
+    (run / "labels.txt").write_text("\n".join(names) + "\n")
+    model = tiny_fmnist_model()
+    own = export.model_data(model, workdir=run)
+    assert own.labels == names
+    assert own.note == "fashion_mnist (the run's dataset, config.json)"
+    (run / "labels.txt").write_text("a\nb\n")
+    with pytest.raises(ValueError, match="has 2 class names for a model with 10"):
+        export.model_data(model, workdir=run)
+
+
+def test_cli_workdir_whose_dataset_is_not_here_falls_back_and_says_so(
+    tmp_path, export_cli, tiny_run
+):
+    run = tiny_run.copy(tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["dataset"]["name"] = "imagenet2012"  # needs a manual download
+    (run / "config.json").write_text(json.dumps(config))
+    own = export.model_data(tiny_fmnist_model(), workdir=run)
+    assert not own.available and own.labels is None
+    assert own.note.startswith(
+        "dataset 'imagenet2012' is not available here (dataset 'imagenet2012' "
+        "needs a manual download"
+    )
+    # export.py says so in its parity line (parity_lines); --int8 refuses.
+    result = export_cli(f"--workdir={run}", "--int8", "--output=m.tflite")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith(
+        "export.py: error: --int8 needs the model's training data: dataset "
+        "'imagenet2012' is not available here"
+    )
+    assert not (tmp_path / "m.tflite").exists()
+
+
+def test_no_dataset_path_is_hard_coded_in_the_export_package():
+    """Export reads the model's data through bidense.data, never a file of its own."""
+    package = Path(export.__file__).parent
+    for path in package.glob("*.py"):
+        text = path.read_text()
+        for mark in ("/usr/share", "fashion-mnist", "-ubyte", "tensorflow_datasets/"):
+            assert mark not in text, (path, mark)

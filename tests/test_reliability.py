@@ -234,6 +234,9 @@ def inputs(tmp_path_factory):
     (root / "foreign").mkdir()  # e.g. a download folder with another config.json
     (root / "foreign" / wd.CONFIG).write_text('{"architectures": ["BertModel"]}')
     (root / "foreign" / "model.keras").write_bytes(keras)
+    (root / "labels_run").mkdir()  # class names that do not fit the model
+    (root / "labels_run" / wd.FINAL_MODEL).write_bytes(keras)
+    (root / "labels_run" / "labels.txt").write_text("cat\ndog\n")
 
     # Finished-looking runs to fine-tune from: of another model, and of a
     # DenseNet of growth rate 8 (checked against the switches before loading).
@@ -301,6 +304,7 @@ EXPORT_TO = ["--output", "{root}/model.tflite"]
 FOLDER = ["--model", "binary_densenet28", "--config.batch_size=16", "--dataset"]
 FOLDERS = "{root}/folders"
 EXPORT_DENSENET = ["--model", "binary_densenet28", *EXPORT_TO]
+EXPORT_SMALL = [*EXPORT_DENSENET, "--input_size=32", "--num_classes=10"]
 
 # (script, args, message in the last error line). {root} is the inputs fixture;
 # train.py cases get a fresh --workdir unless they pass their own. Cases already
@@ -401,6 +405,19 @@ BAD_INPUTS = [
                      f"{FOLDERS}/empty"], "folders/empty is empty; give it"),
     ("evaluate.py", ["--model_path", "{root}/models/model.keras", "--dataset",
                      f"{FOLDERS}/one_class"], "a classifier needs two classes or more"),
+    # export.py --int8 and the data it checks and calibrates on.
+    ("export.py", [*EXPORT_DENSENET, "--int8"],
+     "--int8 needs the model's training data to calibrate on: pass --dataset"),
+    ("export.py", [*EXPORT_DENSENET, "--int8_io"], "--int8_io needs --int8"),
+    ("export.py", ["--workdir", "{root}/models", "--dataset", "mnist", *EXPORT_TO],
+     "--dataset cannot be combined with --workdir"),
+    ("export.py", [*EXPORT_SMALL, "--int8", "--dataset", "fashion_mnist",
+                   "--config.model.scaling=xnor"],
+     "--int8 does not support scaling='xnor'"),
+    ("export.py", [*EXPORT_SMALL, "--dataset", "no_such_dataset"],
+     "unknown TFDS dataset 'no_such_dataset'"),
+    ("export.py", [*EXPORT_SMALL, "--dataset", "fashion_mnist"],
+     "dataset 'fashion_mnist' gives 28x28x1 images, the model takes 32x32x3"),
 ]  # fmt: skip
 
 # Every file an entry point reads, damaged as a new user might hand it over
@@ -498,6 +515,9 @@ BAD_FILES = [
      "config.finetune.freeze_epochs needs config.model.weights"),
     ("train.py", [*TRAIN, "--config.dataset.classes=(0,12)"],
      "fashion_mnist has no label 12 (its labels are 0..9)"),
+    ("export.py", ["--workdir", "{root}/labels_run", *EXPORT_TO],
+     "labels.txt has 2 class names for a model with 10 outputs; restore it, or "
+     "delete it to export without class names"),
     # ablate.py --study: Python the user wrote, and what it defines.
     ("ablate.py", ["--study", "{root}/studies/syntax.py"],
      "syntax.py: SyntaxError"),

@@ -21,11 +21,13 @@ each output tensor after the TF ops fused into it, all under
 
 from __future__ import annotations
 
+import collections
+
 import larq as lq
 import tensorflow as tf
 
 from bidense.export.flatbuffer import Op, bconv_padding, op_counts
-from bidense.export.report import ExportReport
+from bidense.export.report import ExportReport, Int8Report
 
 BCONV = "LceBconv2d"
 # Ops a bidense graph may contain, with what they do there.
@@ -51,6 +53,13 @@ EXPECTED_OPS = {
     "SOFTMAX": "output probabilities",
     "PAD": "explicit padding",
 }
+# Further ops of an int8 export (export.py --int8).
+INT8_EXPECTED_OPS = {
+    "QUANTIZE": "float -> int8 where an int8 island begins (and the model input)",
+    "DEQUANTIZE": "int8 -> float where an island ends (binary layers read float)",
+}
+# What a float layer may become in an int8 export.
+INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Ops that mean part of a binary layer runs in float, with the reason.
 FALLBACK_OPS = {
     "LceDequantize": "a sign activation is unpacked back to float for a float op",
@@ -215,8 +224,14 @@ def check_conversion(
     ops: list[Op],
     file_bytes: int,
     predicted_mib: float | None = None,
+    *,
+    int8: bool = False,
 ) -> ExportReport:
-    """Compares ``model`` with the ops LCE produced for it (see module docstring)."""
+    """Compares ``model`` with the ops LCE produced for it (see module docstring).
+
+    ``int8``: ``ops`` come from an int8 export (bidense.export.int8): QUANTIZE and
+    DEQUANTIZE are expected too, and :func:`check_int8` fills ``report.int8``.
+    """
     layers = list(_leaf_layers(model))
     binary = [layer for layer in layers if is_binary_layer(layer)]
     binary_names = [layer.name for layer in binary]
@@ -239,8 +254,9 @@ def check_conversion(
             fallbacks.append((layer.name, f"{type(layer).__name__} -> {became}"))
 
     unexpected = []
+    expected = {**EXPECTED_OPS, **INT8_EXPECTED_OPS} if int8 else EXPECTED_OPS
     for op in ops:
-        if op.type not in EXPECTED_OPS:
+        if op.type not in expected:
             reason = FALLBACK_OPS.get(op.type, "not expected in a bidense graph")
             unexpected.append((op.type, op.outputs[0] if op.outputs else "", reason))
 
@@ -267,4 +283,102 @@ def check_conversion(
         file_bytes=file_bytes,
         predicted_mib=predicted_mib,
         bconv_padding=bconv_padding(ops),
+        int8=check_int8(model, ops) if int8 else None,
+    )
+
+
+def _tflite_weight_shape(layer) -> tuple[int, ...]:
+    """Keras kernel shape as TFLite stores it: conv (kh, kw, in, out) ->
+    (out, kh, kw, in); dense (in, out) -> (out, in)."""
+    shape = tuple(layer.kernel.shape)
+    if len(shape) == 4:
+        return (shape[3], shape[0], shape[1], shape[2])
+    return (shape[1], shape[0])
+
+
+def _weight_names(op: Op) -> list[str]:
+    """The TF op names of an op's weights tensor (its second input)."""
+    name = op.inputs[1] if len(op.inputs) > 1 else None
+    return [part for part in (name or "").split(";") if part]
+
+
+def check_int8(model: tf.keras.Model, ops: list[Op]) -> Int8Report:
+    """Proof that every float layer of ``model`` runs as one int8 op in ``ops``.
+
+    Each float ``Conv2D``/``Dense`` must own exactly one CONV_2D,
+    DEPTHWISE_CONV_2D or FULLY_CONNECTED op, found by name (the tensor names of
+    the op mention the layer, as for the bconvs above) *and* by its weights'
+    shape, whose input, weights and output are INT8 and whose bias (if any) is
+    INT32. A conv or fully-connected op that belongs to no float layer (e.g. the
+    XNOR box filter) is a problem as well. The binary side (one LceBconv2d per
+    binary layer) is :func:`check_conversion`'s.
+    """
+    layers = list(_leaf_layers(model))
+    binary = [layer for layer in layers if is_binary_layer(layer)]
+    float_layers = [
+        layer
+        for layer in _float_weight_layers(model)
+        if isinstance(layer, tf.keras.layers.Conv2D | tf.keras.layers.Dense)
+    ]
+    owners = _compute_owners(
+        layers, {id(x) for x in binary} | {id(x) for x in float_layers}
+    )
+    rows, problems, used = [], [], set()
+    int8_ops = collections.Counter()  # op type -> float layers proven int8
+    for layer in float_layers:
+        want = _tflite_weight_shape(layer)
+        named = [
+            i
+            for i, op in enumerate(ops)
+            if op.type in (*INT8_OPS, BCONV)
+            and layer.name in _mentioned(op.names() + _weight_names(op), owners)
+        ]
+        shaped = [
+            i
+            for i in named
+            if len(ops[i].input_tensors) > 1
+            and ops[i].input_tensors[1] is not None
+            and ops[i].input_tensors[1].shape == want
+        ]
+        if len(shaped) != 1:
+            found = ", ".join(ops[i].type for i in named) or "none"
+            problems.append(
+                f"float layer {layer.name!r}: {len(shaped)} ops named after it with "
+                f"weights {want} (ops named after it: {found})"
+            )
+            rows.append((layer.name, "-", "-", "-", "-", "-"))
+            continue
+        used.add(shaped[0])
+        op = ops[shaped[0]]
+        x, w, *rest = op.input_tensors
+        b = rest[0] if rest else None
+        y = op.output_tensors[0]
+        types = {
+            "input": (x.type if x else "-", "INT8"),
+            "weights": (w.type, "INT8"),
+            "bias": (b.type if b else "-", "INT32" if b else "-"),
+            "output": (y.type, "INT8"),
+        }
+        bad = [f"{k} {got}" for k, (got, need) in types.items() if got != need]
+        if op.type not in INT8_OPS:
+            bad.insert(0, f"op {op.type}")
+        if bad:
+            problems.append(
+                f"float layer {layer.name!r} -> {op.type} is not int8: {', '.join(bad)}"
+            )
+        else:
+            int8_ops[op.type] += 1
+        weights = w.type + (f" ({w.scales} scales)" if w.scales > 1 else "")
+        rows.append(
+            (layer.name, op.type, types["input"][0], weights, types["bias"][0], y.type)
+        )
+    for i, op in enumerate(ops):
+        if op.type in INT8_OPS and i not in used:
+            x, y = op.input_tensors[:1], op.output_tensors[:1]
+            kinds = f"{x[0].type if x and x[0] else '?'} -> {y[0].type if y else '?'}"
+            problems.append(
+                f"{op.type} at {op.outputs[0]!r} belongs to no float layer ({kinds})"
+            )
+    return Int8Report(
+        layers=rows, problems=problems, int8_ops=dict(sorted(int8_ops.items()))
     )

@@ -13,6 +13,7 @@ import os
 import tempfile
 
 import larq_compute_engine as lce
+import numpy as np
 import tensorflow as tf
 
 from bidense.export.checks import FloatFallbackError, check_conversion
@@ -27,6 +28,18 @@ log = logging.getLogger(__name__)
 def predicted_size_mib(model: tf.keras.Model) -> float:
     """``bidense.model_stats``' size (binary weights at 1 bit), in MiB."""
     return model_stats(model)["size_mib"]
+
+
+def predicted_int8_size_mib(model: tf.keras.Model) -> float:
+    """:func:`predicted_size_mib` with the float conv/dense kernels at 1 byte.
+
+    What ``export.py --int8`` quantizes; biases, BN parameters and the per-channel
+    scales stay 4 bytes, as in the float prediction.
+    """
+    from bidense.export.int8 import float_layers
+
+    kernels = sum(int(np.prod(layer.kernel.shape)) for layer in float_layers(model))
+    return predicted_size_mib(model) - 3 * kernels / 2**20
 
 
 CONVERTERS = ("lean", "keras")
@@ -65,7 +78,9 @@ def _lean_saved_model(model: tf.keras.Model, directory: str) -> None:
     tf.saved_model.save(module, directory, signatures={"serving_default": serve})
 
 
-def to_lce(model: tf.keras.Model, converter: str = "lean") -> bytes:
+def to_lce(
+    model: tf.keras.Model, converter: str = "lean", int8_io: bool = False
+) -> bytes:
     """LCE flatbuffer of ``model`` (batch 1, float32 input and output).
 
     Args:
@@ -75,14 +90,19 @@ def to_lce(model: tf.keras.Model, converter: str = "lean") -> bytes:
             ``convert_keras_model``, 6x faster (tests/test_export.py checks both
             give the same ops). "keras" calls ``lce.convert_keras_model`` as is.
 
+        int8_io: int8 model input and output instead of float32; only for a
+            model with fake-quant nodes at its input and output (:func:`export_int8`).
+
     ``target="arm"`` (the default) is the target with LCE's optimized kernels;
     the x86 interpreter runs the same file with reference kernels. No int8
-    quantization: bidense's float layers (stem, transitions, head) stay float32,
-    as in the paper and larq-zoo's published LCE numbers.
+    quantization unless the model carries fake-quant nodes: bidense's float
+    layers (stem, transitions, head) stay float32, as in the paper and larq-zoo's
+    published LCE numbers; :func:`export_int8` makes them int8.
     """
+    io_type = tf.int8 if int8_io else tf.float32
     options = {
-        "inference_input_type": tf.float32,
-        "inference_output_type": tf.float32,
+        "inference_input_type": io_type,
+        "inference_output_type": io_type,
         "target": "arm",
     }
     if converter == "keras":
@@ -143,10 +163,17 @@ def export_model(
     report = check_conversion(
         model, read_ops(flatbuffer), len(flatbuffer), predicted_size_mib(model)
     )
+    _finish(model, report, allow_float_fallback, "fully binary")
+    if output is not None:
+        _write_atomic(output, flatbuffer)
+    return flatbuffer, report
+
+
+def _finish(model, report: ExportReport, allow_float_fallback: bool, what: str):
+    """Raises (or with ``allow_float_fallback`` logs) the report's problems."""
     if not report.ok:
-        message = (
-            f"{model.name} is not fully binary after LCE conversion: "
-            + "; ".join(report.problems())
+        message = f"{model.name} is not {what} after LCE conversion: " + "; ".join(
+            report.problems()
         )
         if not allow_float_fallback:
             raise FloatFallbackError(
@@ -156,6 +183,75 @@ def export_model(
         log.warning("%s. Exporting anyway (allow_float_fallback).", message)
     if report.size_warning():
         log.warning("%s: %s", model.name, report.size_warning())
+
+
+def export_int8(
+    model: tf.keras.Model,
+    calibration_images,
+    output: str | os.PathLike | None = None,
+    *,
+    int8_io: bool = False,
+    allow_float_fallback: bool = False,
+    converter: str = "lean",
+    calibration_source: str = "",
+) -> tuple[bytes, ExportReport]:
+    """:func:`export_model` with the float layers in int8 (bidense.export.int8).
+
+    Args:
+        model: a Keras bidense model (flat functional, no XNOR scaling).
+        calibration_images: the model's *training* images (an array or an
+            iterable of batches), about 1,000; their min/max set the int8 ranges.
+        output: where to write the ``.tflite``; None writes nothing.
+        int8_io: int8 model input and output (the report gives their scale and
+            zero point); default float32, quantized inside the model.
+        allow_float_fallback: export even if a binary layer stayed float or an
+            op is unexpected (logged). A float layer that is not one int8 op,
+            or a conv/fully-connected op that belongs to no float layer, is an
+            error all the same: the file would not be the int8 model asked for.
+        converter: "lean" or "keras", see :func:`to_lce`.
+        calibration_source: what the images are, for the report.
+
+    Raises:
+        Int8Error: a model the recipe does not cover (XNOR scaling, nested
+            models) or an empty calibration range, naming it.
+        FloatFallbackError: naming every float layer that is not one int8 op;
+            and every binary layer that is not one LceBconv2d and every
+            unexpected op, unless ``allow_float_fallback``.
+    """
+    from bidense.export import int8 as int8_lib
+
+    model = to_float32(model)
+    quantized, ranges, count = int8_lib.quantize(model, calibration_images)
+    flatbuffer = to_lce(quantized, converter, int8_io=int8_io)
+    report = check_conversion(
+        model,
+        read_ops(flatbuffer),
+        len(flatbuffer),
+        predicted_size_mib(model),
+        int8=True,
+    )
+    report.int8.ranges = ranges
+    report.int8.calibration = (
+        f"min/max of {len(ranges)} tensors on {count} "
+        f"{calibration_source or 'calibration'} images (inference mode)"
+    )
+    report.int8.predicted_mib = predicted_int8_size_mib(model)
+    if int8_io:
+        interpreter = lce.testing.Interpreter(flatbuffer, num_threads=1)
+        report.int8.input_quantization = (
+            float(interpreter.input_scales[0]),
+            int(interpreter.input_zero_points[0]),
+        )
+        report.int8.output_quantization = (
+            float(interpreter.output_scales[0]),
+            int(interpreter.output_zero_points[0]),
+        )
+    if report.int8.problems:
+        raise FloatFallbackError(
+            f"{model.name} is not int8 after LCE conversion: "
+            + "; ".join(report.int8.problems)
+        )
+    _finish(model, report, allow_float_fallback, "fully binary and int8")
     if output is not None:
         _write_atomic(output, flatbuffer)
     return flatbuffer, report

@@ -21,6 +21,31 @@ _BUILTIN_NAMES = {
     for name, value in vars(schema.BuiltinOperator).items()
     if not name.startswith("_") and isinstance(value, int)
 }
+# TensorType enum value -> name ("FLOAT32", "INT8", ...).
+_TYPE_NAMES = {
+    value: name
+    for name, value in vars(schema.TensorType).items()
+    if not name.startswith("_") and isinstance(value, int)
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    """What an op reads or writes: the int8 check looks at types and shapes.
+
+    Attributes:
+        name: the tensor's name (see :class:`Op`).
+        type: ``"FLOAT32"``, ``"INT8"``, ``"INT32"``, ...
+        shape: static shape; a conv filter is (out, kh, kw, in), a
+            fully-connected weight matrix (out, in).
+        scales: number of quantization scales: 0 = not quantized, 1 = per
+            tensor, more = per output channel.
+    """
+
+    name: str
+    type: str
+    shape: tuple[int, ...]
+    scales: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,12 +60,16 @@ class Op:
             characters, e.g. ``"binary_densenet28/stage1_block1_conv/QuantConv2D"``.
         options: a custom op's options (LCE stores them as a flexbuffer map), e.g.
             LceBconv2d's ``padding`` (0 = SAME, 1 = VALID) and ``pad_values``.
+        input_tensors, output_tensors: the same tensors with type, shape and
+            quantization (empty for hand-written op lists).
     """
 
     type: str
     inputs: tuple[str | None, ...]
     outputs: tuple[str, ...]
     options: dict = dataclasses.field(default_factory=dict)
+    input_tensors: tuple[Tensor | None, ...] = ()
+    output_tensors: tuple[Tensor, ...] = ()
 
     def names(self) -> list[str]:
         """Every ``;``-separated TF op name this op's output tensors carry."""
@@ -62,22 +91,31 @@ def read_ops(flatbuffer: bytes) -> list[Op]:
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
     graph = model.Subgraphs(0)
 
-    def tensor_name(index: int) -> str | None:
-        return None if index < 0 else graph.Tensors(index).Name().decode()
+    def tensor(index: int) -> Tensor | None:
+        if index < 0:  # an omitted optional input (e.g. a conv without bias)
+            return None
+        t = graph.Tensors(index)
+        quantization = t.Quantization()
+        return Tensor(
+            name=t.Name().decode(),
+            type=_TYPE_NAMES.get(t.Type(), f"TYPE_{t.Type()}"),
+            shape=tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else (),
+            scales=quantization.ScaleLength() if quantization is not None else 0,
+        )
 
     ops = []
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
+        inputs = tuple(tensor(op.Inputs(k)) for k in range(op.InputsLength()))
+        outputs = tuple(tensor(op.Outputs(k)) for k in range(op.OutputsLength()))
         ops.append(
             Op(
                 type=_op_type(model, op.OpcodeIndex()),
-                inputs=tuple(
-                    tensor_name(op.Inputs(k)) for k in range(op.InputsLength())
-                ),
-                outputs=tuple(
-                    tensor_name(op.Outputs(k)) for k in range(op.OutputsLength())
-                ),
+                inputs=tuple(t and t.name for t in inputs),
+                outputs=tuple(t.name for t in outputs),
                 options=_custom_options(op),
+                input_tensors=inputs,
+                output_tensors=outputs,
             )
         )
     return ops

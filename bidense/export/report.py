@@ -19,6 +19,72 @@ SIZE_SLACK_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass
+class Int8Report:
+    """The int8 part of an export (export.py --int8).
+
+    Attributes:
+        layers: per float layer: (name, op, input, weights, bias, output types).
+        problems: one line per float layer that is not one int8 op, and per
+            conv/fully-connected op that belongs to no float layer.
+        int8_ops: op type -> count of float layers that became that int8 op.
+        ranges: fake-quant point (the layer whose output it follows) -> (min, max).
+        calibration: where the ranges came from, e.g. "1000 images of ...".
+        predicted_mib: the size with float conv/dense kernels at 1 byte.
+        input_quantization, output_quantization: (scale, zero point) of an int8
+            model input/output (--int8_io), else None: float in and out.
+    """
+
+    layers: list[tuple[str, str, str, str, str, str]]
+    problems: list[str]
+    int8_ops: dict[str, int]
+    ranges: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    calibration: str = ""
+    predicted_mib: float | None = None
+    input_quantization: tuple[float, int] | None = None
+    output_quantization: tuple[float, int] | None = None
+
+    def to_markdown(self) -> str:
+        status = (
+            "every float layer is one int8 op" if not self.problems else "NOT all int8"
+        )
+        counts = ", ".join(f"{op} {n}" for op, n in self.int8_ops.items()) or "none"
+        lines = [
+            f"### int8: {status}",
+            "",
+            f"- int8 ops for the {len(self.layers)} float layers: {counts}",
+        ]
+        if self.calibration:
+            lines.append(f"- ranges: {self.calibration}")
+        for label, q in (
+            ("input", self.input_quantization),
+            ("output", self.output_quantization),
+        ):
+            if q is not None:
+                lines.append(
+                    f"- int8 {label}: scale {q[0]:.6g}, zero point {q[1]} "
+                    + (
+                        "(x_int8 = clip(round(x / scale) + zero_point, -128, 127))"
+                        if label == "input"
+                        else "(y = (y_int8 - zero_point) * scale)"
+                    )
+                )
+        lines += [f"- PROBLEM: {p}" for p in self.problems]
+        lines += [
+            "",
+            "| float layer | op | input | weights | bias | output |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [f"| {' | '.join(row)} |" for row in self.layers]
+        if self.ranges:
+            lines += ["", "| fake-quant after | min | max |", "|---|---:|---:|"]
+            lines += [
+                f"| {name} | {lo:.4g} | {hi:.4g} |"
+                for name, (lo, hi) in self.ranges.items()
+            ]
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass
 class ExportReport:
     """What a conversion produced, and whether every binary layer is binary.
 
@@ -34,6 +100,7 @@ class ExportReport:
         file_bytes: size of the flatbuffer.
         predicted_mib: ``bidense.model_stats`` size (1-bit binary weights), if known.
         bconv_padding: LceBconv2d count per padding kind (see flatbuffer.py).
+        int8: the int8 check of an int8 export, else None.
     """
 
     model_name: str
@@ -47,14 +114,17 @@ class ExportReport:
     file_bytes: int
     predicted_mib: float | None = None
     bconv_padding: dict[str, int] = dataclasses.field(default_factory=dict)
+    int8: Int8Report | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every binary layer is one LceBconv2d and no op is unexpected."""
+        """True when every binary layer is one LceBconv2d and no op is unexpected
+        (and, for an int8 export, every float layer one int8 op)."""
         return (
             not self.fallbacks
             and not self.unexpected
             and self.bconv_ops == len(self.binary_layers)
+            and not (self.int8 and self.int8.problems)
         )
 
     @property
@@ -75,32 +145,51 @@ class ExportReport:
         lines += [
             f"unexpected op {t} at {name!r}: {why}" for t, name, why in self.unexpected
         ]
+        if self.int8:
+            lines += self.int8.problems
         return lines
 
+    @property
+    def expected_mib(self) -> float | None:
+        """The prediction the file is held to: int8 when it is an int8 export."""
+        if self.int8 and self.int8.predicted_mib:
+            return self.int8.predicted_mib
+        return self.predicted_mib
+
     def size_warning(self) -> str | None:
+        expected = self.expected_mib
         if (
-            self.predicted_mib
+            expected
             and self.file_bytes
-            > SIZE_RATIO_WARNING * self.predicted_mib * 2**20 + SIZE_SLACK_BYTES
+            > SIZE_RATIO_WARNING * expected * 2**20 + SIZE_SLACK_BYTES
         ):
-            ratio = self.file_mib / self.predicted_mib
+            ratio = self.file_mib / expected
             return (
                 f"file is {self.file_mib:.2f} MiB, {ratio:.1f}x the predicted "
-                f"{self.predicted_mib:.2f} MiB: weights stayed float"
+                f"{expected:.2f} MiB: weights stayed float"
             )
         return None
 
     def to_markdown(self) -> str:
         """The full human-readable report (op table, check, size, float layers)."""
-        status = (
-            "OK: every binary layer is an LceBconv2d" if self.ok else "NOT fully binary"
-        )
+        if not self.ok:
+            status = "NOT fully binary" + (" and int8" if self.int8 else "")
+        elif self.int8:
+            status = "OK: every binary layer is an LceBconv2d, every float layer int8"
+        else:
+            status = "OK: every binary layer is an LceBconv2d"
         predicted = (
             f" (model_stats predicts {self.predicted_mib:.2f} MiB, "
             f"ratio {self.file_mib / self.predicted_mib:.3f})"
             if self.predicted_mib
             else ""
         )
+        if self.int8 and self.int8.predicted_mib:
+            predicted = (
+                f" (model_stats predicts {self.predicted_mib:.2f} MiB in float, "
+                f"{self.int8.predicted_mib:.2f} MiB with int8 float layers, "
+                f"ratio {self.file_mib / self.int8.predicted_mib:.3f})"
+            )
         lines = [
             f"## {self.model_name}: {status}",
             "",
@@ -126,4 +215,6 @@ class ExportReport:
             lines += [
                 f"| {n} | {c} | {why} | {o} |" for n, c, why, o in self.float_layers
             ]
+        if self.int8:
+            lines += ["", self.int8.to_markdown()]
         return "\n".join(lines)

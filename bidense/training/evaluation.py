@@ -174,6 +174,8 @@ def evaluate_tflite(
 
     ``interpreter``: the file's, if already loaded (:func:`load_tflite`).
     """
+    from bidense.export.parity import predict_float
+
     path = Path(path)
     interpreter = interpreter or load_tflite(path, num_threads)
     expected = tuple(interpreter.input_shapes[0][1:])
@@ -192,10 +194,13 @@ def evaluate_tflite(
                 f"{tuple(images.shape[1:])}; pass the dataset/config it was trained on"
             )
         start = time.perf_counter()
-        probs = np.asarray(interpreter.predict(images), dtype=np.float64)
+        # predict_float: int8-I/O files (export.py --int8_io) take float images too.
+        probs = np.asarray(predict_float(interpreter, images), dtype=np.float64)
         seconds += time.perf_counter() - start
         probs = probs.reshape(len(labels), -1)
-        if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):  # logits
+        if interpreter.output_types[0] == np.int8:  # a softmax in steps of 1/256
+            probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+        elif not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):  # logits
             probs = np.exp(probs - probs.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
         top5 = np.argsort(-probs, axis=1)[:, :5]

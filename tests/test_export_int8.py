@@ -1,0 +1,265 @@
+"""export.py --int8: float layers as int8 ops, proven op by op, on the model's data.
+
+LCE conversions are the slow part, so each file is converted once per session:
+one tiny BinaryDenseNet28 trained briefly on real Fashion-MNIST (a random
+model's near-flat softmax makes int8-vs-float agreement a coin toss), as int8
+(with int8 input and output) and as float; the same model with one island
+missing; a tiny random-weight ResNetE18 (op structure only); and export.py's
+--workdir --int8.
+"""
+
+import functools
+import re
+
+import larq_compute_engine as lce
+import numpy as np
+import pytest
+import tensorflow as tf
+from mock_cli import run_in_process
+
+import bidense
+from bidense import export
+from bidense.export import int8
+
+SHAPE = (28, 28, 1)
+TINY = {
+    "binary_densenet28": {"growth_rate": 8, "initial_filters": 8, "blocks": (1,) * 4},
+    "binary_resnet_e18": {"filters": (8, 8, 16, 16), "blocks": (1,) * 4},
+}
+# The float layers of both tiny models: stem, 3 downsampling convs, classifier.
+INT8_OPS = {"CONV_2D": 4, "FULLY_CONNECTED": 1}
+
+
+def build(name: str) -> tf.keras.Model:
+    tf.keras.utils.set_random_seed(0)
+    return bidense.create_model(name, input_shape=SHAPE, num_classes=10, **TINY[name])
+
+
+@functools.cache
+def fashion_mnist():
+    """The tiny models' own data (real Fashion-MNIST through bidense.data)."""
+    return export.model_data(build("binary_densenet28"), dataset="fashion_mnist")
+
+
+@functools.cache
+def trained():
+    """The tiny BinaryDenseNet28 trained 50 Adam steps on 3,200 training images
+    (~69 % top-1; most of the time is Keras tracing the training step)."""
+    model = build("binary_densenet28")
+    x, y = fashion_mnist().examples("train", 3200)
+    model.compile(tf.keras.optimizers.Adam(5e-3), "sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0, shuffle=False)
+    return model
+
+
+@functools.cache
+def exported(name: str):
+    """(model, int8 flatbuffer, report): the trained DenseNet with int8 I/O, a
+    random-weight ResNetE (BN statistics set on real images) with float I/O."""
+    if name == "binary_densenet28":
+        model, images, int8_io = trained(), fashion_mnist().batches("train", 500), True
+    else:
+        model, images, int8_io = build(name), fashion_mnist().train_images(64), False
+        export.calibrate_batchnorm(model, images)
+    flatbuffer, report = export.export_int8(
+        model, images, int8_io=int8_io, calibration_source="fashion_mnist train"
+    )
+    return model, flatbuffer, report
+
+
+@functools.cache
+def float_file() -> bytes:
+    return export.export_model(trained())[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TINY))
+def test_int8_export_is_proven_and_counts_the_int8_ops(name):
+    model, flatbuffer, report = exported(name)
+    assert report.ok, report.problems()
+    assert report.int8.int8_ops == INT8_OPS
+    assert report.int8.problems == []
+    assert [row[0] for row in report.int8.layers] == [
+        layer.name for layer in int8.float_layers(model)
+    ]
+    for _, _, x, w, _, y in report.int8.layers:
+        assert (x, w.split()[0], y) == ("INT8", "INT8", "INT8")
+    assert report.bconv_ops == bidense.model_stats(model)["binary_convs"]
+    images = 500 if name == "binary_densenet28" else 64
+    assert f"{images} fashion_mnist train images" in report.int8.calibration
+    # No float conv/FC is left: every CONV_2D and FULLY_CONNECTED op is int8.
+    ops = export.read_ops(flatbuffer)
+    assert all(
+        op.output_tensors[0].type == "INT8"
+        for op in ops
+        if op.type in ("CONV_2D", "FULLY_CONNECTED")
+    )
+    markdown = report.to_markdown()
+    assert "### int8: every float layer is one int8 op" in markdown
+    assert "CONV_2D 4, FULLY_CONNECTED 1" in markdown
+
+
+@pytest.mark.slow
+def test_a_float_export_fails_the_int8_check_naming_every_float_layer(monkeypatch):
+    model = trained()
+    ops = export.read_ops(float_file())
+    problems = export.check_int8(model, ops).problems
+    names = [layer.name for layer in int8.float_layers(model)]
+    assert len(problems) == len(names) == 5
+    for name, problem in zip(names, problems, strict=True):
+        assert problem.startswith(f"float layer {name!r} -> ")
+        assert "is not int8: input FLOAT32, weights FLOAT32" in problem
+    report = export.check_conversion(model, ops, len(float_file()), int8=True)
+    assert not report.ok and report.int8.int8_ops == {}
+    # export_int8 refuses such a file even with allow_float_fallback (which
+    # covers binary layers only): it would not be the int8 model asked for.
+    monkeypatch.setattr(export.convert, "to_lce", lambda *a, **k: float_file())
+    with pytest.raises(
+        export.FloatFallbackError,
+        match="is not int8 after LCE conversion: float layer 'stem_conv'",
+    ):
+        export.export_int8(
+            model, fashion_mnist().train_images(32), allow_float_fallback=True
+        )
+
+
+@pytest.mark.slow
+def test_a_missing_island_fails_naming_its_layer():
+    model = trained()
+    islands = int8.island_points(model)
+    points = {p for layer, pair in islands.items() for p in pair}
+    points -= set(islands["transition2_conv"])
+    quantized, _, _ = int8.quantize(model, fashion_mnist().train_images(64), points)
+    problems = export.check_int8(model, export.read_ops(export.to_lce(quantized)))
+    problems = problems.problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(
+        "float layer 'transition2_conv' -> CONV_2D is not int8"
+    )
+
+
+@pytest.mark.slow
+def test_int8_agrees_with_float_on_the_models_test_images():
+    """int8 I/O file vs the float Keras model and the float LCE file, on 500
+    test images the calibration never saw."""
+    model, flatbuffer, report = exported("binary_densenet28")
+    scale, zero_point = report.int8.input_quantization
+    assert scale > 0 and -128 <= zero_point <= 127
+    assert "- int8 input: scale" in report.to_markdown()
+    interpreter = lce.testing.Interpreter(flatbuffer)
+    assert interpreter.input_types[0] == interpreter.output_types[0] == np.int8
+    images, labels = fashion_mnist().examples("test", 500)
+    parity = export.compare(model, flatbuffer, images)
+    assert parity.top1_ok, str(parity)  # export.py's criterion for int8 files
+    float_top1 = np.mean(
+        export.parity.lce_predict(float_file(), images).argmax(-1) == labels
+    )
+    int8_top1 = np.mean(
+        export.parity.lce_predict(flatbuffer, images).argmax(-1) == labels
+    )
+    assert float_top1 > 0.6  # trained: the comparison means something
+    assert int8_top1 >= float_top1 - 0.02, (float_top1, int8_top1)
+    assert len(flatbuffer) < len(float_file())
+
+
+def test_an_empty_calibration_range_is_an_error_naming_the_tensor():
+    model = build("binary_densenet28")
+    with pytest.raises(int8.Int8Error, match="'image' is 0 on all 8 calibration"):
+        int8.calibrate(model, ["image", "stem_conv"], np.zeros((8, *SHAPE), "float32"))
+
+
+def test_xnor_scaling_is_refused_with_one_line():
+    model = bidense.create_model(
+        "binary_densenet28", input_shape=SHAPE, num_classes=10, scaling="xnor",
+        **TINY["binary_densenet28"],
+    )  # fmt: skip
+    with pytest.raises(int8.Int8Error, match="does not support scaling='xnor'"):
+        int8.check_supported(model)
+
+
+def test_fake_quant_model_leaves_the_original_graph_alone():
+    """Built from a clone: the original layers keep one inbound node each, which
+    the op check's tensor-to-layer attribution needs."""
+    model = build("binary_resnet_e18")
+    points = {p for pair in int8.island_points(model).values() for p in pair}
+    quantized, fake_quants = int8.fake_quant_model(model, points)
+    assert all(len(layer.inbound_nodes) == 1 for layer in model.layers)
+    assert set(fake_quants) == points
+    assert len(quantized.layers) == len(model.layers) + len(points)
+    for layer in model.layers:  # a copy with the same weights
+        copy = quantized.get_layer(layer.name)
+        assert copy is not layer
+        for a, b in zip(copy.get_weights(), layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_island_points_follow_the_recipe():
+    model = build("binary_resnet_e18")
+    assert int8.island_points(model) == {
+        "stem_conv": ("image", "stem_conv"),
+        # The shortcut conv's BN folds into it: the island ends after the BN.
+        "stage2_block1_shortcut_conv": (
+            "stage2_block1_shortcut_pool", "stage2_block1_shortcut_bn",
+        ),
+        "stage3_block1_shortcut_conv": (
+            "stage3_block1_shortcut_pool", "stage3_block1_shortcut_bn",
+        ),
+        "stage4_block1_shortcut_conv": (
+            "stage4_block1_shortcut_pool", "stage4_block1_shortcut_bn",
+        ),
+        # No fake-quant on the softmax.
+        "head_dense": ("head_flatten", "head_dense"),
+    }  # fmt: skip
+
+
+def test_int8_size_prediction_counts_float_kernels_at_one_byte():
+    model = build("binary_densenet28")
+    kernels = sum(
+        int(np.prod(layer.kernel.shape)) for layer in int8.float_layers(model)
+    )
+    assert export.predicted_int8_size_mib(model) == pytest.approx(
+        export.predicted_size_mib(model) - 3 * kernels / 2**20
+    )
+
+
+# -- export.py --int8 (in-process) ---------------------------------------------
+
+
+def test_cli_int8_without_data_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_in_process(
+        "export.py", "--model=binary_densenet28", "--int8", "--output=m.tflite",
+        mock=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "export.py: error: --int8 needs the model's training data to calibrate on: "
+        "pass --dataset NAME_OR_PATH (the dataset it was trained on), or export a "
+        "train.py --workdir"
+    )
+    assert not (tmp_path / "m.tflite").exists()
+
+
+@pytest.mark.slow
+def test_cli_int8_exports_a_work_dir_on_its_own_mock_data(tmp_path, tiny_run):
+    """--workdir --int8 under tfds.testing.mock_data: calibrated on the run's
+    (mock) training split, parity on its (mock) test split."""
+    output = tmp_path / "m.tflite"
+    result = run_in_process(
+        "export.py", f"--workdir={tiny_run.workdir}", "--int8", "--int8_io",
+        "--parity_images=8", f"--output={output}", examples=tiny_run.examples,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "every float layer int8" in out
+    assert "- int8 ops for the 5 float layers: CONV_2D 4, FULLY_CONNECTED 1" in out
+    # The run's training split (16 of the 48 mock examples carved out for
+    # validation); mock_data yields all its examples for any slice of a split.
+    assert re.search(r"on \d+ fashion_mnist train\[:32\] images", out)
+    assert "- int8 input: scale " in out
+    assert (
+        "parity images: the first 8 of test of fashion_mnist (the run's dataset" in out
+    )
+    assert "LCE int8 vs Keras float (top-1), fashion_mnist test: 8 images" in out
+    assert "random normal" not in out
+    assert output.stat().st_size > 0

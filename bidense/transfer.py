@@ -183,17 +183,25 @@ def _larq_zoo() -> dict:
     return dict(LARQ_ZOO)
 
 
-def _describe_workdir(path: str) -> Source:
-    config_path = Path(path) / "config.json"
+def run_config(workdir: str | Path) -> dict | None:
+    """The ``config.json`` of a train.py work dir, or None if it holds none (a
+    missing, unreadable or foreign file)."""
     try:
-        config = json.loads(config_path.read_text())
+        config = json.loads((Path(workdir) / "config.json").read_text())
     except (OSError, ValueError):
-        config = None
-    if not (
+        return None
+    if (
         isinstance(config, dict)
         and isinstance(config.get("model_name"), str)
         and isinstance(config.get("model"), dict)
     ):
+        return config
+    return None
+
+
+def _describe_workdir(path: str) -> Source:
+    config = run_config(path)
+    if config is None:
         raise ValueError(
             f"Weights {path!r} is a directory without a train.py config.json; give a "
             "finished train.py work dir or a weights file."

@@ -7,9 +7,29 @@ import shutil
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Under pytest-xdist every core runs a worker: one TensorFlow thread per worker
+# (and per process it starts) keeps the tiny test models from contending for the
+# cores with the other worker. Set before TensorFlow loads; the env is inherited.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+
+def pytest_sessionstart(session):
+    """Builds real Fashion-MNIST for TFDS once, before the xdist workers start.
+
+    Several tests read it; two workers preparing it at the same time on a fresh
+    machine would race on TFDS's data directory. Without Debian's copy the tests
+    that need it skip (or, in CI, fail), as before.
+    """
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller has prepared it
+    from bidense.data import sources
+
+    if os.path.isdir(sources.KNOWN_MANUAL_DIRS["fashion_mnist"]):
+        sources.prepare("fashion_mnist")
 
 
 @pytest.fixture(autouse=True)

@@ -6,11 +6,16 @@ into the default data dir (~/tensorflow_datasets) and reuses it afterwards.
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from mock_cli import run_cli
 
+from bidense import weights
 from bidense.data import sources
+from bidense.training import evaluation
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 FILES = sources.KNOWN_MANUAL_DIRS["fashion_mnist"]
 
@@ -46,3 +51,29 @@ def test_tiny_binary_model_learns_and_evaluate_reproduces_it(tmp_path):
     row = json.loads((run / "eval_best.json").read_text())
     assert row["examples"] == 10_000
     assert row["top1"] == pytest.approx(summary["test_top1"], abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.path.isdir(FILES) and not os.environ.get("CI"),
+    reason=f"needs {FILES} (apt-get install dataset-fashion-mnist)",
+)
+@pytest.mark.parametrize("name", sorted(weights.FASHION_MNIST_WEIGHTS))
+def test_shipped_weights_reproduce_their_test_top1(name, tmp_path):
+    """evaluate.py --model NAME --weights fashion_mnist on all 10,000 test images
+    gives the test top-1 recorded in the weights table, to 0.01 pp."""
+    row = evaluation.run(
+        config_dir=CONFIG_DIR,
+        model_name=name,
+        weights="fashion_mnist",
+        dataset="fashion_mnist",
+        output_json=tmp_path / "row.json",
+    )
+    assert row["examples"] == 10_000
+    assert abs(row["top1"] - weights.FASHION_MNIST_WEIGHTS[name].test_top1) <= 1e-4
+
+
+def test_at_least_one_resnet_e_and_one_densenet_ship_fashion_mnist_weights():
+    shipped = set(weights.FASHION_MNIST_WEIGHTS)
+    assert any("resnet_e" in name for name in shipped), shipped
+    assert any("densenet" in name for name in shipped), shipped

@@ -24,12 +24,21 @@ ARGS = [
 ]  # fmt: skip
 
 
-def test_mirrored_replicas_agree_on_the_weights(tmp_path):
+@pytest.mark.parametrize("distill", [False, True], ids=["plain", "distilled"])
+def test_mirrored_replicas_agree_on_the_weights(tmp_path, distill):
     """After a few steps, both replicas hold identical trainable weights.
 
     BatchNorm's moving statistics are excluded: they are SyncOnRead variables,
     each replica keeps its own running averages and reads return their mean.
+    Distilled: a frozen teacher (a .keras file) runs in each replica's step.
     """
+    teacher = ""
+    if distill:
+        teacher = str(tmp_path / "teacher.keras")
+        bidense.create_model(
+            "binary_resnet_e18", input_shape=(28, 28, 1), num_classes=10,
+            filters=(8, 8, 16, 16), binary=False,
+        ).save(teacher)  # fmt: skip
     script = f"""
 import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
 import tensorflow as tf
@@ -43,10 +52,12 @@ cfg = config.load_recipe({str(Path(__file__).parent.parent / "configs")!r},
 config.apply_overrides(cfg, [
     ("epochs", "1"), ("batch_size", "16"), ("steps_per_epoch", "3"),
     ("eval_steps", "1"), ("verbose", "0"), ("model.filters", "(8,8,16,16)"),
-        ("dataset.validation_examples", "16")])
+    ("dataset.validation_examples", "16")]
+    + ([("distill.teacher", {teacher!r})] if {teacher!r} else []))
 with tfds.testing.mock_data(num_examples=64, policy=tfds.testing.MockPolicy.USE_CODE):
     exp = experiment.setup(cfg, {str(tmp_path)!r}, strategy="mirrored")
     loop.train(exp)
+assert (exp.fit_model is not exp.model) == {distill}
 worst = 0.0
 for v in exp.model.trainable_weights:
     a, b = [x.numpy() for x in v.values]

@@ -28,21 +28,15 @@ import numpy as np
 import tensorflow as tf
 
 import bidense
+from bidense import transfer
 from bidense import weights as weights_lib
 from bidense.pretrained import compact
 
 
 def _run_config(workdir: Path) -> dict:
-    path = workdir / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError):
-        config = None
-    if not (
-        isinstance(config, dict)
-        and isinstance(config.get("model_name"), str)
-        and isinstance(config.get("model"), dict)
-    ):
+    config = transfer.run_config(workdir)
+    if config is None:
+        path = workdir / "config.json"
         raise ValueError(f"--workdir {workdir} holds no train.py run ({path})")
     return config
 

@@ -385,6 +385,8 @@ def run(
             cfg = recipes.dataset_config(dataset)
     config_lib.apply_overrides(cfg, list(overrides))
     if model_name and weights:
+        if weights not in ("imagenet", "fashion_mnist") and not Path(weights).exists():
+            raise FileNotFoundError(f"no weights file at {weights}")
         # Named weights (and work dirs) know their switches: those not given
         # on the command line follow them, as in train.py.
         finetune.adopt_switches(cfg, {k for k, _ in overrides}, weights=weights)
@@ -404,8 +406,6 @@ def run(
         keras_model = load_keras_model(path, hint=WORKDIR_HINT)
     elif model_path:
         keras_model = load_keras_model(model_path)
-    elif weights not in ("imagenet", "fashion_mnist") and not Path(weights).exists():
-        raise FileNotFoundError(f"no weights file at {weights}")
 
     builder = data.prepare(cfg.dataset.name, data_dir, manual_dir)
     info = data.dataset_info(builder, cfg.dataset)

@@ -132,7 +132,49 @@ class PretrainedSpec:
 # writes a finished train.py run's file into FASHION_MNIST_DIR and prints its
 # entry (sha256, switches, test top-1); trained models are added with the run
 # that produced them (docs/results.md).
-FASHION_MNIST_WEIGHTS: dict[str, PretrainedSpec] = {}
+FASHION_MNIST_WEIGHTS: dict[str, PretrainedSpec] = {
+    # Run bdn28_headline: `python train.py --model binary_densenet28` as it stands.
+    "binary_densenet28": PretrainedSpec(
+        file="binary_densenet28.npz",
+        sha256="b9359add8c810c17cebf4e85b3d09e5864b39b784031180c147cbf094c3ebb20",
+        switches={
+            "growth_rate": 16,
+            "initial_filters": 32,
+            "dilation": (1, 1, 1, 1),
+            "bottleneck": 0,
+            "transition": "pool_first",
+            "binary": True,
+            "fp_activation": "relu",
+            "scaling": "none",
+            "gradient": "ste",
+            "clip_value": 1.3,
+            "downsample": "fp",
+            "pad_value": 1.0,
+            "stem": "cifar",
+            "blocks": (6, 6, 6, 5),
+            "reduction": (2.7, 2.7, 2.2),
+        },
+        test_top1=0.9049999713897705,
+    ),
+    # Run e18_default: `python train.py --model binary_resnet_e18` as it stands.
+    "binary_resnet_e18": PretrainedSpec(
+        file="binary_resnet_e18.npz",
+        sha256="5aba2cfb604656a0c33fbcf8b7824e2e65381bb4c79ae551dce0912e4ce98033",
+        switches={
+            "filters": (16, 32, 64, 128),
+            "binary": True,
+            "fp_activation": "relu",
+            "scaling": "none",
+            "gradient": "ste",
+            "clip_value": 1.25,
+            "downsample": "fp",
+            "pad_value": 1.0,
+            "stem": "cifar",
+            "blocks": (2, 2, 2, 2),
+        },
+        test_top1=0.8970000147819519,
+    ),
+}
 
 
 def sha256_of(path: str | Path) -> str:

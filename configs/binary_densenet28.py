@@ -3,9 +3,11 @@
 fashion_mnist (default; laptop CPU, growth rate 16, 32 stem filters, 5 epochs):
     python train.py --model binary_densenet28 --dataset fashion_mnist \
         --workdir runs/bdn28_fmnist
-    Expected: not run for all 5 epochs here. Measured on 2 busy CPU cores
-        (docs/results.md): 150 steps (--config.epochs=1 --config.steps_per_epoch=150)
-        77.6 % top-1; 1 epoch at growth rate 8 / 16 stem filters 81.2 %.
+    Expected: 91.30 % validation top-1 (epoch 5 selected), 90.50 % test top-1,
+        0.117 MiB; 36.5 minutes of wall time (34.4 of training) on 2 idle cores
+        of an Intel Xeon with AMX, float32 (row bdn28_headline of
+        results/fashion_mnist.csv, docs/results.md). These are the weights
+        shipped as weights="fashion_mnist".
 cifar10 (the paper's CIFAR-10 ablation recipe, full width; needs a GPU):
     python train.py --model binary_densenet28 --dataset cifar10 --workdir runs/bdn28_c10
     Expected: not measured here; the authors' logged CIFAR-10 DenseNet21 run

@@ -55,6 +55,31 @@ class Args:
     argv: tuple[str, ...] = ()
 
 
+def define_data_flags(flag_values: flags.FlagValues) -> None:
+    """--data_dir and --manual_dir: where TFDS keeps and finds datasets."""
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "TFDS data dir (default ~/tensorflow_datasets).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "manual_dir", None, "TFDS manual download dir.", flag_values=flag_values
+    )
+
+
+def define_checkpoint_flag(flag_values: flags.FlagValues) -> None:
+    """--checkpoint: which saved model of a --workdir run is used."""
+    flags.DEFINE_enum(
+        "checkpoint",
+        "selected",
+        ["selected", "best", "final"],
+        "Model of --workdir: selected = the one train.py reported (best.keras, "
+        "chosen on the validation split, else final.keras).",
+        flag_values=flag_values,
+    )
+
+
 def fail(program: str, error: BaseException | str, status: int = 2) -> None:
     """Prints ``program: error: message`` (its first line) and exits with ``status``.
 

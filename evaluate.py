@@ -28,14 +28,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     """evaluate.py's flags (cli.Command defines them where it parses)."""
     fv = flag_values
     flags.DEFINE_string("workdir", None, "A train.py work directory.", flag_values=fv)
-    flags.DEFINE_enum(
-        "checkpoint",
-        "selected",
-        ["selected", "best", "final"],
-        "Model of --workdir: selected = the one train.py reported (best.keras, "
-        "chosen on the validation split, else final.keras).",
-        flag_values=fv,
-    )
+    cli.define_checkpoint_flag(fv)
     flags.DEFINE_enum(
         "split",
         "test",
@@ -65,13 +58,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "TFDS dataset or image folder (default: the run's dataset).",
         flag_values=fv,
     )
-    flags.DEFINE_string(
-        "data_dir",
-        None,
-        "TFDS data dir (default ~/tensorflow_datasets).",
-        flag_values=fv,
-    )
-    flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.", flag_values=fv)
+    cli.define_data_flags(fv)
     # Bounds make absl reject bad values as one-line flag errors (a negative
     # batch size would be a TensorFlow traceback).
     flags.DEFINE_integer(

@@ -49,14 +49,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string(
         "workdir", None, "train.py work directory: exports its model.", flag_values=fv
     )
-    flags.DEFINE_enum(
-        "checkpoint",
-        "selected",
-        ["selected", "best", "final"],
-        "Model of --workdir: selected = the one train.py reported (best.keras, "
-        "chosen on the validation split, else final.keras).",
-        flag_values=fv,
-    )
+    cli.define_checkpoint_flag(fv)
     flags.DEFINE_string(
         "output", None, "Where to write the .tflite file.", flag_values=fv
     )
@@ -96,11 +89,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "--workdir's is the run's own.",
         flag_values=fv,
     )
-    flags.DEFINE_string(
-        "data_dir", None, "TFDS data dir (default ~/tensorflow_datasets).",
-        flag_values=fv,
-    )  # fmt: skip
-    flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.", flag_values=fv)
+    cli.define_data_flags(fv)
     flags.DEFINE_bool(
         "int8",
         False,

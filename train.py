@@ -57,13 +57,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string(
         "tpu", "", "TPU name or address for --strategy=tpu.", flag_values=fv
     )
-    flags.DEFINE_string(
-        "data_dir",
-        None,
-        "TFDS data dir (default ~/tensorflow_datasets).",
-        flag_values=fv,
-    )
-    flags.DEFINE_string("manual_dir", None, "TFDS manual download dir.", flag_values=fv)
+    cli.define_data_flags(fv)
     flags.DEFINE_string(
         "config_file",
         None,

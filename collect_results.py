@@ -63,7 +63,7 @@ def main(args: cli.Args) -> None:
         missing = [root for root in f.runs if not Path(root).is_dir()]
         if missing:
             raise ValueError(f"--runs {missing[0]} is not a directory")
-        rows = [results.row(path) for path in results.finished_runs(f.runs)]
+        rows = [results.row(path, name) for path, name in results.named_runs(f.runs)]
         if f.dataset:
             rows = [row for row in rows if row["dataset"] == f.dataset]
         if not rows:

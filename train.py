@@ -85,6 +85,10 @@ def resolve_config(args: cli.Args):
     config_lib.apply_overrides(cfg, args.overrides)
     # Fine-tuning: the backbone switches left open follow the weights'.
     finetune.adopt_switches(cfg, {key for key, _ in args.overrides})
+    if cfg.distill.teacher:
+        # Recorded by its absolute path, like an image folder, so that the
+        # results rows (teacher minutes) find it from any directory.
+        cfg.distill.teacher = str(Path(cfg.distill.teacher).absolute())
     if f.deterministic:
         cfg.deterministic = True
     return cfg

@@ -44,13 +44,28 @@ class ResultsError(ValueError):
 
 def finished_runs(roots) -> list[Path]:
     """Every work dir with a ``summary.json`` below the given directories."""
-    found = set()
+    return sorted(path for path, _ in named_runs(roots))
+
+
+def named_runs(roots) -> list[tuple[Path, str]]:
+    """``(work dir, run name)`` of every finished run below ``roots``.
+
+    The name is the work dir's path below its root, without the ``cells``
+    level of a study (bidense.ablation: ``<study>/cells/<cell>/seed<k>`` is
+    named ``<study>/<cell>/seed<k>``), so that every run's name is unique.
+    """
+    found = {}
     for root in map(Path, roots):
+        dirs = {path.parent for path in root.rglob("summary.json")}
         if (root / "summary.json").is_file():
-            found.add(root)
-        found.update(path.parent for path in root.rglob("summary.json"))
-    # Work dirs of non-chief workers (workers/<id>/) repeat the chief's run.
-    return sorted(path for path in found if path.parent.name != "workers")
+            dirs.add(root)
+        for path in dirs:
+            # Work dirs of non-chief workers (workers/<id>/) repeat the chief's run.
+            if path.parent.name == "workers":
+                continue
+            parts = [p for p in path.relative_to(root).parts if p != "cells"]
+            found[path] = "/".join(parts) or path.name
+    return sorted(found.items())
 
 
 def _read_json(path: Path) -> dict:

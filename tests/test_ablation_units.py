@@ -92,6 +92,29 @@ def test_coupled_axes_and_conflicts():
         grid.expand(clash)
 
 
+def test_grid_keys_name_switches_recipe_keys_or_dotted_keys():
+    """A plain key is a model switch, unless it is one of the recipe's own
+    top-level settings (``precision``, ``epochs``); dotted keys are recipe keys."""
+    recipes = STUDY.replace(
+        grid={
+            "ingredient": {
+                "bf16": {"precision": "mixed_bfloat16", "epochs": 3},
+                "kd": {"distill.teacher": "runs/t", "scaling": "xnor"},
+            }
+        },
+        reference={"ingredient": "bf16"},
+    )
+    bf16, kd = grid.expand(recipes)
+    assert grid.overrides(recipes, bf16, 1)[-3:-1] == [
+        ("precision", "mixed_bfloat16"),
+        ("epochs", "3"),
+    ]
+    assert grid.overrides(recipes, kd, 1)[-3:-1] == [
+        ("distill.teacher", "runs/t"),
+        ("model.scaling", "xnor"),
+    ]
+
+
 def write_study(tmp_path, body):
     path = tmp_path / "study.py"
     path.write_text("from bidense.ablation import Study\n" + body)

@@ -183,3 +183,18 @@ def test_bad_teacher_paths_are_one_line_errors(tmp_path, make, message):
 def _write(path, data):
     path.write_bytes(data)
     return path
+
+
+def test_train_py_records_the_teacher_by_its_absolute_path(tmp_path, monkeypatch):
+    """A relative teacher (as ablate.py's study files give it) is recorded
+    absolute, so results rows find its wall time from any directory."""
+    from mock_cli import entry_point
+
+    monkeypatch.chdir(tmp_path)
+    train = entry_point("train.py")
+    args = train.COMMAND.parse(
+        ["train.py", "--model", "binary_densenet28", "--workdir", "run",
+         "--config.distill.teacher=runs/teacher"]
+    )  # fmt: skip
+    cfg = train.resolve_config(args)
+    assert cfg.distill.teacher == str(tmp_path / "runs" / "teacher")

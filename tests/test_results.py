@@ -25,6 +25,7 @@ def test_one_row_per_finished_run_read_from_its_work_dir(tiny_run, tmp_path):
     runs = tmp_path / "runs"
     tiny_run.copy(runs / "a")
     tiny_run.copy(runs / "nested" / "b")
+    tiny_run.copy(runs / "study" / "cells" / "scaling-xnor" / "seed1")
     (runs / "unfinished").mkdir()  # no summary.json: not a row
     doc = tmp_path / "results.md"
     doc.write_text(
@@ -37,7 +38,8 @@ def test_one_row_per_finished_run_read_from_its_work_dir(tiny_run, tmp_path):
 
     assert done.returncode == 0, done.stderr
     rows = read_rows(out)
-    assert [row["run"] for row in rows] == ["a", "b"]
+    # Named by their path below --runs (a study's "cells" level left out).
+    assert [row["run"] for row in rows] == ["a", "nested/b", "study/scaling-xnor/seed1"]
     assert list(rows[0]) == list(results.COLUMNS)
     summary = json.loads((tiny_run.workdir / "summary.json").read_text())
     session = json.loads(

@@ -13,7 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import ml_collections
+
 from bidense.ablation.study import Study, StudyError, format_value
+from bidense.training.config import base_config
 
 MODEL_KEY = "model"  # in a coupled axis: switches the registered model
 
@@ -99,8 +102,20 @@ def runs(study: Study, cells: list[Cell], workdir: str | Path) -> list[Run]:
 
 
 def config_key(key: str) -> str:
-    """Grid keys name model switches unless dotted (then a recipe key)."""
-    return key if "." in key else f"model.{key}"
+    """Grid keys name model switches unless dotted or a top-level recipe key
+    (``"precision"``, ``"epochs"``): then they are recipe keys."""
+    if "." in key or key in _TOP_LEVEL_RECIPE_KEYS:
+        return key
+    return f"model.{key}"
+
+
+# The recipe's own scalar settings (bidense.training.config.base_config), as
+# opposed to the model's switches, which a plain grid key names.
+_TOP_LEVEL_RECIPE_KEYS = frozenset(
+    key
+    for key, value in base_config(None, "fashion_mnist").items()
+    if not isinstance(value, ml_collections.ConfigDict) and key != "model_name"
+)
 
 
 def overrides(

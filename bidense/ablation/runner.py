@@ -72,7 +72,8 @@ def check_cells(study: Study, cells: list[grid.Cell], config_dir, build=True) ->
             )
         switches = bidense.model_switches(cell.model)
         for key in cell.settings:
-            if key != grid.MODEL_KEY and "." not in key and key not in switches:
+            is_switch = grid.config_key(key).startswith("model.")
+            if key != grid.MODEL_KEY and is_switch and key not in switches:
                 raise StudyError(
                     f"{cell.model} has no switch {key!r}; switches: "
                     + ", ".join(switches)

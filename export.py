@@ -44,7 +44,10 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "model", None, "Registered model name (bidense.list_models()).", flag_values=fv
     )
     flags.DEFINE_string(
-        "weights", None, "Weights file (or 'imagenet') for --model.", flag_values=fv
+        "weights",
+        None,
+        "Weights file, 'imagenet' or 'fashion_mnist' (bidense's own) for --model.",
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "workdir", None, "train.py work directory: exports its model.", flag_values=fv
@@ -186,10 +189,14 @@ def run(args: cli.Args) -> None:
     model = to_float32(load_model(args))
     if f.int8:
         int8.check_supported(model)  # XNOR scaling: refused before reading data
+    dataset = f.dataset
+    if dataset is None and f.weights == "fashion_mnist":
+        # bidense's own weights know their data: parity and --int8 ranges on it.
+        dataset = "fashion_mnist"
     data = export.model_data(
         model,
         workdir=f.workdir,
-        dataset=f.dataset,
+        dataset=dataset,
         data_dir=f.data_dir,
         manual_dir=f.manual_dir,
     )

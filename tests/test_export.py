@@ -357,6 +357,24 @@ def test_cli_exports_a_checked_model(tmp_path, export_cli):
     assert not (tmp_path / "m.tflite.labels.txt").exists()
 
 
+@pytest.mark.slow
+def test_cli_exports_shipped_weights_checked_on_their_own_data(tmp_path, export_cli):
+    """--weights fashion_mnist: parity on real Fashion-MNIST test images, with
+    no --dataset, and the class names written next to the model."""
+    result = export_cli(
+        "--model=binary_resnet_e18",
+        "--weights=fashion_mnist",
+        "--parity_images=16",
+        "--output=m.tflite",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK: every binary layer is an LceBconv2d" in result.stdout
+    assert "- parity images: the first 16 of test of fashion_mnist" in result.stdout
+    assert "- LCE vs Keras, fashion_mnist test: 16 images" in result.stdout
+    labels = (tmp_path / "m.tflite.labels.txt").read_text().splitlines()
+    assert labels == FASHION_MNIST_CLASSES
+
+
 def test_cli_takes_every_model_switch_as_a_config_override(tmp_path, export_cli):
     """--config.model.X as in train.py: growth rate and blocks reach the export."""
     switches = {"growth_rate": 8, "initial_filters": 8, "blocks": (1, 2, 1, 1)}

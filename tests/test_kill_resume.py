@@ -36,11 +36,12 @@ ARGS = [
 ]  # fmt: skip
 
 
-def train(workdir, crash=None):
+def train(workdir, crash=None, extra=()):
     """train.py on ``workdir``; ``crash`` is a tests/crash_cli.py CRASH mode."""
     return run_cli(
         "train.py",
         *ARGS,
+        *extra,
         "--workdir",
         workdir,
         launcher=CRASH_CLI if crash else None,
@@ -192,4 +193,19 @@ def test_disk_full_writing_the_final_model(tmp_path, reference):
 
     result = train(run)  # training was complete: the rerun only saves
     assert "at global step 10 (training is complete; " in result.stderr
+    assert_same_run(run, reference)
+
+
+def test_a_distilled_run_killed_mid_epoch_resumes_to_the_uninterrupted_run(
+    tmp_path, tiny_run
+):
+    """--deterministic with a frozen teacher (a train.py work dir) in the step:
+    the killed and resumed run ends bit-identical to the uninterrupted one."""
+    teacher = [f"--config.distill.teacher={tiny_run.workdir}"]
+    reference = tmp_path / "reference"
+    train(reference, extra=teacher)
+    run = tmp_path / "run"
+    killed(train(run, crash="kill_at_step:7", extra=teacher))
+    result = train(run, extra=teacher)
+    resumed_at(result, 6, 2, 1)
     assert_same_run(run, reference)

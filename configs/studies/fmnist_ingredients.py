@@ -30,18 +30,24 @@ from bidense.ablation import Study
 FP_TWIN = "runs/fmnist/bdn28_fp_twin"
 FP_TWIN_CIFAR10 = "runs/cifar10/bdn28_fp_twin"
 
+
+def ingredients(teacher: str) -> dict:
+    """The grid: one ingredient per cell, the baseline the reference."""
+    return {
+        "ingredient": {
+            "baseline": {},
+            "bf16": {"precision": "mixed_bfloat16"},
+            "distill": {"distill.teacher": teacher},
+        }
+    }
+
+
 VARIANTS = {
     "fashion_mnist": Study(
         name="fmnist_ingredients",
         model="binary_densenet28",
         dataset="fashion_mnist",
-        grid={
-            "ingredient": {
-                "baseline": {},
-                "bf16": {"precision": "mixed_bfloat16"},
-                "distill": {"distill.teacher": FP_TWIN},
-            }
-        },
+        grid=ingredients(FP_TWIN),
         reference={"ingredient": "baseline"},
         seeds=(1, 2),
         config={"epochs": 2},
@@ -51,13 +57,7 @@ VARIANTS = {
         name="fmnist_ingredients",
         model="binary_densenet28",
         dataset="cifar10",
-        grid={
-            "ingredient": {
-                "baseline": {},
-                "bf16": {"precision": "mixed_bfloat16"},
-                "distill": {"distill.teacher": FP_TWIN_CIFAR10},
-            }
-        },
+        grid=ingredients(FP_TWIN_CIFAR10),
         reference={"ingredient": "baseline"},
         seeds=(1, 2),
         description="BinaryDenseNet28 training ingredients, paper recipe",

@@ -175,6 +175,14 @@ def load_model(args: cli.Args):
     return bidense.create_model(f.model, weights=f.weights, **kwargs)
 
 
+def model_dataset(f) -> str | None:
+    """--dataset, or the data bidense's own ``--weights fashion_mnist`` were
+    trained on: parity and --int8 ranges then use it without the flag."""
+    if f.dataset is None and f.weights == "fashion_mnist":
+        return "fashion_mnist"
+    return f.dataset
+
+
 def run(args: cli.Args) -> None:
     import tensorflow as tf
 
@@ -189,14 +197,10 @@ def run(args: cli.Args) -> None:
     model = to_float32(load_model(args))
     if f.int8:
         int8.check_supported(model)  # XNOR scaling: refused before reading data
-    dataset = f.dataset
-    if dataset is None and f.weights == "fashion_mnist":
-        # bidense's own weights know their data: parity and --int8 ranges on it.
-        dataset = "fashion_mnist"
     data = export.model_data(
         model,
         workdir=f.workdir,
-        dataset=dataset,
+        dataset=model_dataset(f),
         data_dir=f.data_dir,
         manual_dir=f.manual_dir,
     )
@@ -300,7 +304,7 @@ def check_inputs(args: cli.Args) -> None:
             raise FileNotFoundError(f"--weights file {f.weights} does not exist")
     if f.int8_io and not f.int8:
         raise ValueError("--int8_io needs --int8")
-    if f.int8 and not f.workdir and not f.dataset:
+    if f.int8 and not f.workdir and not model_dataset(f):
         raise ValueError(
             "--int8 needs the model's training data to calibrate on: pass --dataset "
             "NAME_OR_PATH (the dataset it was trained on), or export a train.py "

@@ -263,3 +263,21 @@ def test_cli_int8_exports_a_work_dir_on_its_own_mock_data(tmp_path, tiny_run):
     assert "LCE int8 vs Keras float (top-1), fashion_mnist test: 8 images" in out
     assert "random normal" not in out
     assert output.stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_cli_int8_of_the_shipped_weights_calibrates_on_fashion_mnist(tmp_path):
+    """--weights fashion_mnist --int8 needs no --dataset: bidense's own weights
+    know their data (real Fashion-MNIST: ranges from train, parity on test)."""
+    output = tmp_path / "m.tflite"
+    result = run_in_process(
+        "export.py", "--model=binary_resnet_e18", "--weights=fashion_mnist",
+        "--int8", "--int8_calibration_images=64", "--parity_images=32",
+        f"--output={output}", mock=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "every float layer int8" in out
+    assert "on 64 fashion_mnist train" in out, out
+    assert "LCE int8 vs Keras float (top-1), fashion_mnist test: 32 images" in out
+    assert output.stat().st_size > 0

@@ -185,6 +185,14 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _short_label(run: str) -> str:
+    """``study/variant/cell/seed1`` -> ``cell s1``; a plain run keeps its name."""
+    parts = run.split("/")
+    if len(parts) >= 2 and parts[-1].startswith("seed"):
+        return f"{parts[-2]} s{parts[-1][len('seed') :]}"
+    return run
+
+
 def plot_accuracy_vs_minutes(rows: list[dict], path: str | Path) -> Path:
     """Test top-1 against wall minutes (teacher included), binary vs full precision."""
     import matplotlib
@@ -192,8 +200,8 @@ def plot_accuracy_vs_minutes(rows: list[dict], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for item in rows:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for index, item in enumerate(rows):
         minutes = _total_minutes(item)
         if minutes is None:
             continue
@@ -204,7 +212,14 @@ def plot_accuracy_vs_minutes(rows: list[dict], path: str | Path) -> Path:
             marker="s" if full_precision else "o",
             color="tab:orange" if full_precision else "tab:blue",
         )
-        ax.annotate(item["run"], (minutes, item["test_top1"]), fontsize=7)
+        # Alternate offsets: runs of one study sit close together.
+        ax.annotate(
+            _short_label(item["run"]),
+            (minutes, item["test_top1"]),
+            xytext=(4, 6 if index % 2 else -10),
+            textcoords="offset points",
+            fontsize=7,
+        )
     ax.scatter([], [], marker="o", color="tab:blue", label="binary")
     ax.scatter([], [], marker="s", color="tab:orange", label="full-precision twin")
     ax.set_xlabel("wall-clock minutes on the CPU of the row (teacher included)")

@@ -100,3 +100,8 @@ def test_bad_input_is_one_line(tmp_path):
         assert done.returncode != 0 and expected in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not (tmp_path / "x.csv").exists()
+
+
+def test_plot_labels_name_a_study_run_by_its_cell_and_seed():
+    assert results._short_label("study/fashion_mnist/bf16/seed2") == "bf16 s2"
+    assert results._short_label("bdn28_headline") == "bdn28_headline"

@@ -42,11 +42,6 @@ class ResultsError(ValueError):
     """A work dir cannot become a results row; one-line message."""
 
 
-def finished_runs(roots) -> list[Path]:
-    """Every work dir with a ``summary.json`` below the given directories."""
-    return sorted(path for path, _ in named_runs(roots))
-
-
 def named_runs(roots) -> list[tuple[Path, str]]:
     """``(work dir, run name)`` of every finished run below ``roots``.
 

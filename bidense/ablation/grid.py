@@ -101,14 +101,6 @@ def runs(study: Study, cells: list[Cell], workdir: str | Path) -> list[Run]:
     ]
 
 
-def config_key(key: str) -> str:
-    """Grid keys name model switches unless dotted or a top-level recipe key
-    (``"precision"``, ``"epochs"``): then they are recipe keys."""
-    if "." in key or key in _TOP_LEVEL_RECIPE_KEYS:
-        return key
-    return f"model.{key}"
-
-
 # The recipe's own scalar settings (bidense.training.config.base_config), as
 # opposed to the model's switches, which a plain grid key names.
 _TOP_LEVEL_RECIPE_KEYS = frozenset(
@@ -116,6 +108,14 @@ _TOP_LEVEL_RECIPE_KEYS = frozenset(
     for key, value in base_config(None, "fashion_mnist").items()
     if not isinstance(value, ml_collections.ConfigDict) and key != "model_name"
 )
+
+
+def config_key(key: str) -> str:
+    """Grid keys name model switches unless dotted or a top-level recipe key
+    (``"precision"``, ``"epochs"``): then they are recipe keys."""
+    if "." in key or key in _TOP_LEVEL_RECIPE_KEYS:
+        return key
+    return f"model.{key}"
 
 
 def overrides(

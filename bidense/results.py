@@ -132,8 +132,19 @@ def _row(workdir: Path, name: str | None) -> dict:
         "wall_minutes": wall_minutes(workdir),
         "teacher_wall_minutes": teacher_minutes,
         "cpu": " + ".join(cpus),
-        "command": sessions[0]["command"] if sessions else "",
+        "command": portable_command(sessions[0]["command"]) if sessions else "",
     }
+
+
+def portable_command(command: str, base: str | Path | None = None) -> str:
+    """``command`` with the paths below ``base`` (default: the current
+    directory, the repository collect_results.py runs from) made relative.
+
+    ablate.py hands train.py absolute work dirs; a results table is committed
+    and must name no path of the machine that ran it.
+    """
+    prefix = str(Path(base or Path.cwd()).absolute()).rstrip("/") + "/"
+    return command.replace(prefix, "")
 
 
 def _pct(value) -> float | None:

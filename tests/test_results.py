@@ -105,3 +105,14 @@ def test_bad_input_is_one_line(tmp_path):
 def test_plot_labels_name_a_study_run_by_its_cell_and_seed():
     assert results._short_label("study/fashion_mnist/bf16/seed2") == "bf16 s2"
     assert results._short_label("bdn28_headline") == "bdn28_headline"
+
+
+def test_commands_name_paths_relative_to_where_the_table_is_made(tmp_path):
+    """ablate.py passes absolute work dirs; the committed table must not."""
+    command = f"python train.py --workdir {tmp_path}/runs/a --config.x={tmp_path}/t"
+    assert results.portable_command(command, tmp_path) == (
+        "python train.py --workdir runs/a --config.x=t"
+    )
+    assert results.portable_command(
+        "python train.py --workdir /elsewhere/a", tmp_path
+    ) == ("python train.py --workdir /elsewhere/a")

@@ -4,6 +4,7 @@
     python evaluate.py --workdir runs/bdn28_fmnist --checkpoint final --split validation
     python evaluate.py --model_path my_model.keras --dataset fashion_mnist
     python evaluate.py --model binary_densenet28 --weights w.h5 --dataset cifar10
+    python evaluate.py --model binary_densenet28 --weights fashion_mnist  # shipped
     python evaluate.py --model_path my_model.keras --dataset ./photos  # a folder
     python evaluate.py --tflite runs/bdn28_fmnist/model.tflite  # through LCE
 
@@ -19,6 +20,7 @@ from absl import flags, logging  # noqa: E402
 
 import cli  # noqa: E402
 from bidense.training import evaluation  # noqa: E402
+from bidense.weights import dataset_of_weights  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROGRAM = "evaluate.py"
@@ -47,7 +49,11 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "model", None, "Registered model name; needs --weights.", flag_values=fv
     )
     flags.DEFINE_string(
-        "weights", None, "Weights file (or 'imagenet') for --model.", flag_values=fv
+        "weights",
+        None,
+        "Weights for --model: a file, 'imagenet', or 'fashion_mnist' (bidense's "
+        "own, evaluated on Fashion-MNIST unless --dataset says otherwise).",
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "tflite", None, "A .tflite file, run by LCE's interpreter.", flag_values=fv
@@ -111,7 +117,8 @@ def main(args: cli.Args) -> None:
             model_name=f.model,
             weights=f.weights,
             tflite=f.tflite,
-            dataset=f.dataset,
+            # bidense's own --weights fashion_mnist: their test split by default.
+            dataset=f.dataset or (dataset_of_weights(f.weights) if f.model else None),
             overrides=args.overrides,
             data_dir=f.data_dir,
             manual_dir=f.manual_dir,

@@ -178,9 +178,9 @@ def load_model(args: cli.Args):
 def model_dataset(f) -> str | None:
     """--dataset, or the data bidense's own ``--weights fashion_mnist`` were
     trained on: parity and --int8 ranges then use it without the flag."""
-    if f.dataset is None and f.weights == "fashion_mnist":
-        return "fashion_mnist"
-    return f.dataset
+    from bidense.weights import dataset_of_weights
+
+    return f.dataset if f.dataset is not None else dataset_of_weights(f.weights)
 
 
 def run(args: cli.Args) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from mock_cli import TINY, run_cli, run_in_process
+from mock_cli import TINY, run_in_process
 
 import bidense  # noqa: F401  (registers the custom objects for load_model)
+from bidense import export
 from bidense.training import evaluation
 
 EXAMPLES = 48  # per split of the mock dataset; 3 evaluation batches of 16
@@ -35,7 +36,8 @@ def last_line(result):
 
 def test_workdir_evaluation_reproduces_train_accuracy(run):
     summary = json.loads((run / "summary.json").read_text())
-    result = run_cli("evaluate.py", "--workdir", run, examples=EXAMPLES)
+    result = run_in_process("evaluate.py", "--workdir", run, examples=EXAMPLES)
+    assert result.returncode == 0, result.stderr[-2000:]
     # The model train.py reported (best.keras, selected on validation), on the
     # test split, in float32 as train.py tested it.
     row = json.loads((run / "eval_best.json").read_text())
@@ -82,11 +84,12 @@ def test_saved_model_path_and_registry_name_with_weights(run, tmp_path):
 
 
 def test_tflite_through_the_lce_interpreter_keeps_the_accuracy(run):
-    from larq_compute_engine import convert_keras_model
-
     model = tf.keras.models.load_model(run / "best.keras")
-    (run / "model.tflite").write_bytes(convert_keras_model(model))
-    run_cli("evaluate.py", "--tflite", run / "model.tflite", examples=EXAMPLES)
+    export.export_model(model, run / "model.tflite")
+    result = run_in_process(
+        "evaluate.py", "--tflite", run / "model.tflite", examples=EXAMPLES
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
     lite = json.loads((run / "eval_tflite.json").read_text())
     keras = json.loads((run / "summary.json").read_text())
     assert lite["format"] == "tflite" and lite["examples"] == EXAMPLES

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from mock_cli import TINY, run_cli, run_in_process
+from mock_cli import TINY, run_in_process
 
 import bidense
 from bidense import provenance
@@ -71,7 +71,9 @@ def test_train_cli_writes_a_complete_work_dir_and_resumes(tmp_path, tiny_run):
     # The same command again resumes a finished run: nothing more is trained.
     run = tiny_run.copy(tmp_path / "run")
     command = [*tiny_run.args, "--workdir", run]
-    again = run_cli("train.py", *command, examples=tiny_run.examples)
+    # In-process from here on: the subprocess above is train.py's own command.
+    again = run_in_process("train.py", *command, examples=tiny_run.examples)
+    assert again.returncode == 0, again.stderr[-2000:]
     assert "Resuming from" in again.stderr
     with open(run / wd.CSV_LOG) as f:
         assert len(list(csv.DictReader(f))) == 2
@@ -80,7 +82,9 @@ def test_train_cli_writes_a_complete_work_dir_and_resumes(tmp_path, tiny_run):
     assert len(provenance.read_sessions(run)) == 2
 
     # Another config in the same work dir is refused, --restart starts over.
-    other = run_cli("train.py", *command, "--config.model.binary=false", check=False)
+    other = run_in_process(
+        "train.py", *command, "--config.model.binary=false", examples=tiny_run.examples
+    )
     assert other.returncode == 2
     assert "model.binary: true -> false" in other.stderr and "--restart" in other.stderr
     assert "Traceback" not in other.stderr

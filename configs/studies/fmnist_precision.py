@@ -1,0 +1,36 @@
+"""bfloat16 against float32 for the converged headline recipe on Fashion-MNIST.
+
+The ingredient study (fmnist_ingredients.py) compares precisions at a short
+budget of 2 epochs. Whether bfloat16 can be the default is a question about the
+*converged* recipe: configs/binary_densenet28.py as it is (5 epochs), once per
+precision and seed, so the difference is measured against seed noise:
+
+    python ablate.py --study configs/studies/fmnist_precision.py
+
+``mixed_bfloat16`` (bidense.training.precision) computes convolutions and matmuls
+in bfloat16 on CPUs with AVX512_BF16 or AMX, keeps float32 variables, and keeps
+the sign quantizers' input in float32 where larq reads it.
+
+Results: docs/results.md and docs/performance.md (bf16), generated rows in its
+study directory.
+"""
+
+from bidense.ablation import Study
+
+VARIANTS = {
+    "fashion_mnist": Study(
+        name="fmnist_precision",
+        model="binary_densenet28",
+        dataset="fashion_mnist",
+        grid={
+            "precision": {
+                "float32": {"precision": "float32"},
+                "bf16": {"precision": "mixed_bfloat16"},
+            }
+        },
+        reference={"precision": "float32"},
+        seeds=(1, 2),
+        description="BinaryDenseNet28 headline recipe, float32 vs bfloat16, 2 seeds",
+    ),
+}
+DEFAULT = "fashion_mnist"

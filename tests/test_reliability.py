@@ -324,6 +324,8 @@ BAD_INPUTS = [
      "Invalid scaling='median'; choose one of"),
     ("train.py", [*TRAIN, "--config.=3"], "malformed override '--config.=3'"),
     ("train.py", [*TRAIN, "--config.epochs=two"], "config.epochs must be a number"),
+    ("train.py", [*TRAIN, "--config.precision=bfloat16"],
+     "config.precision must be one of float32, mixed_bfloat16, auto"),
     ("train.py", [*TRAIN, "--config.dataset.image_size=4"],
      "needs inputs of at least 8x8 pixels"),
     ("train.py", [*TRAIN, "--config.model.weights={root}/missing.h5"],

@@ -1,8 +1,12 @@
-"""config.precision: opt-in mixed bfloat16, and its float32 export copy."""
+"""config.precision: opt-in mixed bfloat16 ("auto": where the CPU has it), and its
+float32 export copy."""
+
+import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 import bidense
 from bidense import export
@@ -114,3 +118,31 @@ def test_mixed_bfloat16_starts_where_float32_does_then_drifts(tiny_switches):
     np.testing.assert_allclose(bf16[0], fp32[0], rtol=0.02)
     assert bf16 != fp32  # bfloat16 did take effect
     assert np.all(np.isfinite(bf16))
+
+
+def test_auto_is_bfloat16_only_where_the_cpu_computes_it_natively():
+    assert precision.resolve("auto", fast_bfloat16=True) == "mixed_bfloat16"
+    assert precision.resolve("auto", fast_bfloat16=False) == "float32"
+    for name in precision.PRECISIONS:  # explicit choices stay what they are
+        assert precision.resolve(name, fast_bfloat16=True) == name
+        assert precision.resolve(name, fast_bfloat16=False) == name
+    with pytest.raises(ValueError, match="float32, mixed_bfloat16, auto"):
+        precision.resolve("bfloat16")
+
+
+def test_a_run_with_auto_records_the_precision_it_computes_in(tmp_path):
+    """config.json (and so results rows and evaluate.py) names the real precision,
+    and the model is built in it; the caller's config is left as it was."""
+    from test_train import tiny_config
+
+    from bidense.training import experiment
+
+    cfg = tiny_config(precision="auto", verbose=0)
+    with tfds.testing.mock_data(
+        num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE
+    ):
+        exp = experiment.setup(cfg, tmp_path)
+    expected = precision.resolve("auto")
+    assert exp.config.precision == expected and cfg.precision == "auto"
+    assert json.loads((tmp_path / "config.json").read_text())["precision"] == expected
+    assert precision.is_mixed(exp.model) == (expected == "mixed_bfloat16")

@@ -143,7 +143,8 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
     # ResNetE18 and BinaryDenseNet28 (docs/performance.md), so it is opt-in.
     cfg.jit_compile = False
     # "mixed_bfloat16" computes in bfloat16 with float32 variables: ~1.5x faster on
-    # CPUs with AVX512_BF16, but not the same numerics, so opt-in
+    # CPUs with AVX512_BF16, but not the same numerics, so opt-in; "auto" picks it
+    # only where the CPU computes bfloat16 natively
     # (bidense/training/precision.py, docs/performance.md).
     cfg.precision = "float32"
     cfg.seed = 0

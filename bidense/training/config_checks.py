@@ -79,9 +79,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             f"config.optimizer.name must be one of {', '.join(OPTIMIZERS)}, "
             f"got {cfg.optimizer.name!r}"
         )
-    if cfg.precision not in precision.PRECISIONS:
+    if cfg.precision not in precision.CHOICES:
         raise config_lib.ConfigError(
-            f"config.precision must be one of {', '.join(precision.PRECISIONS)}, "
+            f"config.precision must be one of {', '.join(precision.CHOICES)}, "
             f"got {cfg.precision!r}"
         )
     if cfg.schedule.name not in SCHEDULES:

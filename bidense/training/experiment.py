@@ -16,7 +16,7 @@ import ml_collections
 import tensorflow as tf
 
 from bidense import data
-from bidense.training import checkpoints, distill, modeling, strategies
+from bidense.training import checkpoints, distill, modeling, precision, strategies
 from bidense.training import config as config_lib
 from bidense.training import workdir as wd
 from bidense.training.config_checks import validate
@@ -74,6 +74,7 @@ def setup(
 ) -> Experiment:
     """Validates everything and builds the data and the compiled model."""
     validate(cfg)
+    cfg = _resolve_precision(cfg)
     # Multi-worker strategies must exist before any other TensorFlow op runs.
     dist = strategies.make_strategy(strategy, tpu_address)
     chief = strategies.is_chief(dist)
@@ -136,6 +137,22 @@ def setup(
         start_step=start_step,
         transfer=transfer,
     )
+
+
+def _resolve_precision(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``precision="auto"`` made concrete for this machine, in a copy.
+
+    config.json records what the run computes in, so results rows and
+    evaluate.py read the real precision, and a resume of the run on a CPU that
+    would resolve "auto" otherwise is refused as a config change (naming
+    ``precision``) instead of silently mixing precisions in one run.
+    """
+    if cfg.precision != precision.AUTO:
+        return cfg
+    resolved = cfg.copy_and_resolve_references()
+    with resolved.unlocked():
+        resolved.precision = precision.resolve(cfg.precision)
+    return resolved
 
 
 def _output_dir(workdir: Path, dist: tf.distribute.Strategy, chief: bool) -> Path:

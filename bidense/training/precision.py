@@ -11,6 +11,8 @@ benchmarks/train_speed.py). It is not the same computation: the binary convs'
 accumulates in float32) but their outputs are rounded to bfloat16's 8-bit
 mantissa, and so are every gradient and every full-precision layer. So it
 changes results and is a switch (``config.precision``), not a default.
+``config.precision="auto"`` picks mixed bfloat16 on CPUs that compute it natively
+and float32 elsewhere (:func:`resolve`); a run's config.json records the result.
 
 Mixed-precision models are exported in float32: the variables are float32
 already, ``to_float32`` only rebuilds the layers with a float32 policy.
@@ -22,7 +24,32 @@ import contextlib
 
 import tensorflow as tf
 
+from bidense import provenance
+
+# What the layers compute in; a run's config.json always holds one of these.
 PRECISIONS = ("float32", "mixed_bfloat16")
+# What config.precision may say: "auto" is resolved once, when a run starts.
+AUTO = "auto"
+CHOICES = (*PRECISIONS, AUTO)
+
+
+def resolve(precision: str, fast_bfloat16: bool | None = None) -> str:
+    """The precision that ``precision`` stands for on this machine.
+
+    ``"auto"`` is ``mixed_bfloat16`` on CPUs that compute bfloat16 natively
+    (AVX512_BF16 or AMX; :func:`bidense.provenance.has_fast_bfloat16`, or
+    ``fast_bfloat16`` if given) and float32 elsewhere, where bfloat16 is
+    emulated and slower. The other values are returned as they are.
+    """
+    if precision not in CHOICES:
+        raise ValueError(
+            f"precision must be one of {', '.join(CHOICES)}, got {precision!r}"
+        )
+    if precision != AUTO:
+        return precision
+    if fast_bfloat16 is None:
+        fast_bfloat16 = provenance.has_fast_bfloat16()
+    return "mixed_bfloat16" if fast_bfloat16 else "float32"
 
 
 @contextlib.contextmanager

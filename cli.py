@@ -191,6 +191,19 @@ def check_model_name(name: str) -> None:
         )
 
 
+# The dataset each of bidense's own named weights (bidense.weights) was trained
+# on: evaluate.py and export.py read their images from it when no --dataset is
+# given. Here, not in bidense, so export.py checks its flags before TensorFlow
+# loads. ImageNet is not here: it cannot be read offline, so it is no default.
+WEIGHTS_TRAINED_ON = {"fashion_mnist": "fashion_mnist"}
+
+
+def dataset_of_weights(weights: str | None) -> str | None:
+    """The dataset that named ``weights`` were trained on, else None (a file or
+    work dir says nothing of its data)."""
+    return WEIGHTS_TRAINED_ON.get(weights) if weights else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Command:
     """An entry point: ``define_flags(flag_values)`` and ``main(args) -> status``.

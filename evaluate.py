@@ -20,7 +20,6 @@ from absl import flags, logging  # noqa: E402
 
 import cli  # noqa: E402
 from bidense.training import evaluation  # noqa: E402
-from bidense.weights import dataset_of_weights  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROGRAM = "evaluate.py"
@@ -118,7 +117,8 @@ def main(args: cli.Args) -> None:
             weights=f.weights,
             tflite=f.tflite,
             # bidense's own --weights fashion_mnist: their test split by default.
-            dataset=f.dataset or (dataset_of_weights(f.weights) if f.model else None),
+            dataset=f.dataset
+            or (cli.dataset_of_weights(f.weights) if f.model else None),
             overrides=args.overrides,
             data_dir=f.data_dir,
             manual_dir=f.manual_dir,

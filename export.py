@@ -110,8 +110,17 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "int8_calibration_images",
         1000,
-        "Training images whose min/max set the --int8 ranges.",
+        "Training images that set the --int8 ranges.",
         lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "int8_percentile",
+        None,
+        "With --int8: each range spans this percentile of the calibration values "
+        "and its mirror (100 = min and max; default: bidense.export.int8's).",
+        lower_bound=50.0,
+        upper_bound=100.0,
         flag_values=fv,
     )
     # The input and the classifier; None = the builder's default. Architecture
@@ -178,9 +187,7 @@ def load_model(args: cli.Args):
 def model_dataset(f) -> str | None:
     """--dataset, or the data bidense's own ``--weights fashion_mnist`` were
     trained on: parity and --int8 ranges then use it without the flag."""
-    from bidense.weights import dataset_of_weights
-
-    return f.dataset if f.dataset is not None else dataset_of_weights(f.weights)
+    return f.dataset if f.dataset is not None else cli.dataset_of_weights(f.weights)
 
 
 def run(args: cli.Args) -> None:
@@ -225,6 +232,7 @@ def run(args: cli.Args) -> None:
             f.output,
             int8_io=f.int8_io,
             calibration_source=f"{data.name} {data.train_split}",
+            percentile=f.int8_percentile,
             **options,
         )
     else:
@@ -302,8 +310,9 @@ def check_inputs(args: cli.Args) -> None:
     elif f.weights and f.weights not in ("imagenet", "fashion_mnist"):
         if not os.path.isfile(f.weights):
             raise FileNotFoundError(f"--weights file {f.weights} does not exist")
-    if f.int8_io and not f.int8:
-        raise ValueError("--int8_io needs --int8")
+    for flag in ("int8_io", "int8_percentile"):
+        if f[flag].present and not f.int8:
+            raise ValueError(f"--{flag} needs --int8")
     if f.int8 and not f.workdir and not model_dataset(f):
         raise ValueError(
             "--int8 needs the model's training data to calibrate on: pass --dataset "

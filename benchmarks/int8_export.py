@@ -44,6 +44,12 @@ flags.DEFINE_integer("size", 224, "Square input size of --models.")
 flags.DEFINE_integer(
     "calibration_images", 1000, "Training images for the int8 ranges (--workdir)."
 )
+flags.DEFINE_float(
+    "percentile",
+    None,
+    "Calibration percentile of the int8 ranges (100 = min/max; default: "
+    "bidense.export.int8's).",
+)
 flags.DEFINE_integer(
     "test_images", 0, "Test images per accuracy (0 = the whole test split)."
 )
@@ -151,6 +157,7 @@ def trained(workdir: str, rows: dict) -> None:
             data.batches(data.train_split, FLAGS.calibration_images),
             int8_io=io,
             calibration_source=f"{data.name} {data.train_split}",
+            percentile=FLAGS.percentile,
         )
     print(
         f"[{time.perf_counter() - start:.0f}s] exported {workdir}",

@@ -96,16 +96,6 @@ IMAGENET_WEIGHTS: dict[str, WeightsSpec] = {
 
 # The weights the builders know by name (any other string is a path).
 NAMED_WEIGHTS = ("imagenet", "fashion_mnist")
-# The dataset each of bidense's own named weights was trained on: evaluate.py and
-# export.py read their images from it when no --dataset is given. ImageNet is not
-# here: it cannot be read offline, so it is never a default.
-TRAINED_ON = {"fashion_mnist": "fashion_mnist"}
-
-
-def dataset_of_weights(weights: str | None) -> str | None:
-    """The dataset that named ``weights`` were trained on, else None (a file or
-    work dir says nothing of its data; ``imagenet`` has no offline copy)."""
-    return TRAINED_ON.get(weights) if weights else None
 
 
 # bidense's own weights: files in the package (setup.cfg's package_data ships them).

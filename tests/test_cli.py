@@ -117,3 +117,10 @@ def test_cli_and_export_flag_checks_load_no_tensorflow():
         "export.py: error: --output is required",
         "export.py: error: Unknown command line flag 'bogus'",
     ]
+
+
+def test_bidense_weights_name_the_data_they_were_trained_on():
+    """evaluate.py and export.py read --weights fashion_mnist's own data by default."""
+    assert cli.dataset_of_weights("fashion_mnist") == "fashion_mnist"
+    for weights in ("imagenet", "runs/bdn28/best.keras", None):
+        assert cli.dataset_of_weights(weights) is None

@@ -168,6 +168,24 @@ def test_an_empty_calibration_range_is_an_error_naming_the_tensor():
         int8.calibrate(model, ["image", "stem_conv"], np.zeros((8, *SHAPE), "float32"))
 
 
+def test_ranges_are_percentiles_so_one_outlier_does_not_set_them():
+    """The default range is the central 99.98 % of the values; percentile=100 is
+    min/max. Checked on the input point, whose values are the images themselves."""
+    model = build("binary_densenet28")
+    images = np.random.default_rng(0).uniform(-1, 1, (64, *SHAPE)).astype("float32")
+    images[0, 0, 0, 0] = 50.0  # one value of 50,176
+    minmax, _ = int8.calibrate(model, ["image"], images, percentile=100)
+    assert minmax["image"] == (pytest.approx(images.min()), 50.0)
+    low, high = int8.calibrate(model, ["image"], images)[0]["image"]
+    assert -1.0 <= low < -0.99 and 0.99 < high <= 1.0
+    # A tensor that is almost always 0 keeps its min/max instead of an empty range.
+    sparse = np.zeros((64, *SHAPE), "float32")
+    sparse[0, 0, 0, 0] = 1.0
+    assert int8.calibrate(model, ["image"], sparse)[0]["image"] == (0.0, 1.0)
+    with pytest.raises(int8.Int8Error, match=r"percentile must be in \(50, 100\]"):
+        int8.calibrate(model, ["image"], images, percentile=40)
+
+
 def test_xnor_scaling_is_refused_with_one_line():
     model = bidense.create_model(
         "binary_densenet28", input_shape=SHAPE, num_classes=10, scaling="xnor",

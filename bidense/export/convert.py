@@ -194,13 +194,14 @@ def export_int8(
     allow_float_fallback: bool = False,
     converter: str = "lean",
     calibration_source: str = "",
+    percentile: float | None = None,
 ) -> tuple[bytes, ExportReport]:
     """:func:`export_model` with the float layers in int8 (bidense.export.int8).
 
     Args:
         model: a Keras bidense model (flat functional, no XNOR scaling).
         calibration_images: the model's *training* images (an array or an
-            iterable of batches), about 1,000; their min/max set the int8 ranges.
+            iterable of batches), about 1,000; they set the int8 ranges.
         output: where to write the ``.tflite``; None writes nothing.
         int8_io: int8 model input and output (the report gives their scale and
             zero point); default float32, quantized inside the model.
@@ -210,6 +211,8 @@ def export_int8(
             error all the same: the file would not be the int8 model asked for.
         converter: "lean" or "keras", see :func:`to_lce`.
         calibration_source: what the images are, for the report.
+        percentile: the ranges' percentile (default
+            ``int8.DEFAULT_PERCENTILE``; 100 = min and max).
 
     Raises:
         Int8Error: a model the recipe does not cover (XNOR scaling, nested
@@ -221,7 +224,12 @@ def export_int8(
     from bidense.export import int8 as int8_lib
 
     model = to_float32(model)
-    quantized, ranges, count = int8_lib.quantize(model, calibration_images)
+    if percentile is None:
+        percentile = int8_lib.DEFAULT_PERCENTILE
+    int8_lib.check_percentile(percentile)  # before the model is copied
+    quantized, ranges, count = int8_lib.quantize(
+        model, calibration_images, percentile=percentile
+    )
     flatbuffer = to_lce(quantized, converter, int8_io=int8_io)
     report = check_conversion(
         model,
@@ -232,7 +240,8 @@ def export_int8(
     )
     report.int8.ranges = ranges
     report.int8.calibration = (
-        f"min/max of {len(ranges)} tensors on {count} "
+        f"{'min/max' if percentile >= 100 else f'{percentile:g}th percentiles'} "
+        f"of {len(ranges)} tensors on {count} "
         f"{calibration_source or 'calibration'} images (inference mode)"
     )
     report.int8.predicted_mib = predicted_int8_size_mib(model)

@@ -146,3 +146,25 @@ def test_a_run_with_auto_records_the_precision_it_computes_in(tmp_path):
     assert exp.config.precision == expected and cfg.precision == "auto"
     assert json.loads((tmp_path / "config.json").read_text())["precision"] == expected
     assert precision.is_mixed(exp.model) == (expected == "mixed_bfloat16")
+
+
+def test_auto_resolving_otherwise_on_a_rerun_is_a_config_change(tmp_path, monkeypatch):
+    """A run started where "auto" meant bfloat16 is not silently continued in
+    float32 on a CPU without it: the rerun names the change, as for any key."""
+    from test_train import tiny_config
+
+    from bidense.training import config as config_lib
+    from bidense.training import experiment
+
+    cfg = tiny_config(precision="auto", verbose=0)
+    with tfds.testing.mock_data(
+        num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE
+    ):
+        monkeypatch.setattr(precision.provenance, "has_fast_bfloat16", lambda: True)
+        experiment.setup(cfg, tmp_path)
+        tf.keras.backend.clear_session()
+        monkeypatch.setattr(precision.provenance, "has_fast_bfloat16", lambda: False)
+        with pytest.raises(
+            config_lib.ConfigError, match='precision: "mixed_bfloat16" -> "float32"'
+        ):
+            experiment.setup(cfg, tmp_path)

@@ -311,7 +311,7 @@ def check_inputs(args: cli.Args) -> None:
         if not os.path.isfile(f.weights):
             raise FileNotFoundError(f"--weights file {f.weights} does not exist")
     for flag in ("int8_io", "int8_percentile"):
-        if f[flag].present and not f.int8:
+        if f[flag].value not in (None, False) and not f.int8:
             raise ValueError(f"--{flag} needs --int8")
     if f.int8 and not f.workdir and not model_dataset(f):
         raise ValueError(

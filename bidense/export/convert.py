@@ -226,7 +226,6 @@ def export_int8(
     model = to_float32(model)
     if percentile is None:
         percentile = int8_lib.DEFAULT_PERCENTILE
-    int8_lib.check_percentile(percentile)  # before the model is copied
     quantized, ranges, count = int8_lib.quantize(
         model, calibration_images, percentile=percentile
     )

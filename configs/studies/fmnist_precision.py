@@ -27,26 +27,29 @@ PRECISIONS = {
     }
 }
 
-VARIANTS = {
-    "fashion_mnist": Study(
+
+def precision_study(dataset: str, description: str) -> Study:
+    """The same grid, seeds and reference on each dataset's recipe."""
+    return Study(
         name="fmnist_precision",
         model="binary_densenet28",
-        dataset="fashion_mnist",
+        dataset=dataset,
         grid=PRECISIONS,
         reference={"precision": "float32"},
         seeds=(1, 2),
-        description="BinaryDenseNet28 headline recipe, float32 vs bfloat16, 2 seeds",
+        description=description,
+    )
+
+
+VARIANTS = {
+    "fashion_mnist": precision_study(
+        "fashion_mnist",
+        "BinaryDenseNet28 headline recipe, float32 vs bfloat16, 2 seeds",
     ),
     # The same comparison with the paper's full-width CIFAR-10 recipe (150
     # epochs; a GPU's or a bfloat16 CPU's work).
-    "cifar10": Study(
-        name="fmnist_precision",
-        model="binary_densenet28",
-        dataset="cifar10",
-        grid=PRECISIONS,
-        reference={"precision": "float32"},
-        seeds=(1, 2),
-        description="BinaryDenseNet28 paper recipe, float32 vs bfloat16",
+    "cifar10": precision_study(
+        "cifar10", "BinaryDenseNet28 paper recipe, float32 vs bfloat16"
     ),
 }
 DEFAULT = "fashion_mnist"

@@ -2,6 +2,8 @@
 tiny finished training run for the tests that only need *some* finished run."""
 
 import dataclasses
+import functools
+import json
 import os
 import shutil
 from pathlib import Path
@@ -80,6 +82,33 @@ def _tree(root: Path) -> dict:
     }
 
 
+def _shared_by_workers(tmp_path_factory, name: str, make) -> tuple[Path, dict]:
+    """``make(directory) -> dict`` run once per session, whatever the xdist workers.
+
+    Returns the directory and what ``make`` returned (JSON). Each xdist worker has
+    its own session fixtures: without this, both cores would train the same tiny
+    run. pytest-xdist's recipe: the workers' temporary directories share a
+    parent, and a file lock lets the first worker build while the other waits.
+    """
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this session's directory, shared by its workers
+    directory, done = root / name, root / f"{name}.json"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            directory.mkdir()
+            done.write_text(json.dumps(make(directory)))
+    return directory, json.loads(done.read_text())
+
+
+@pytest.fixture(scope="session")
+def shared_by_workers(tmp_path_factory):
+    """``shared_by_workers(name, make)``: see :func:`_shared_by_workers`."""
+    return functools.partial(_shared_by_workers, tmp_path_factory)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """train.py (the real command, in a subprocess) of a tiny BinaryDenseNet28:
@@ -91,10 +120,17 @@ def tiny_run(tmp_path_factory):
         "--config.epochs=2", "--config.batch_size=16", *TINY["binary_densenet28"],
     )  # fmt: skip
     examples = 48
-    workdir = tmp_path_factory.mktemp("tiny_run") / "run"
-    result = run_cli("train.py", *args, "--workdir", workdir, examples=examples)
+
+    def train(directory: Path) -> dict:
+        result = run_cli(
+            "train.py", *args, "--workdir", directory / "run", examples=examples
+        )
+        return {"stdout": result.stdout, "stderr": result.stderr}
+
+    directory, output = _shared_by_workers(tmp_path_factory, "tiny_run", train)
+    workdir = directory / "run"
     before = _tree(workdir)
-    yield TinyRun(workdir, args, examples, result.stdout, result.stderr)
+    yield TinyRun(workdir, args, examples, output["stdout"], output["stderr"])
     assert _tree(workdir) == before, (
         "a test wrote into the shared tiny_run work dir; use tiny_run.copy(tmp_path)"
     )

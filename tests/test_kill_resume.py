@@ -8,7 +8,9 @@ metrics of an uninterrupted run.
 The run: 2 epochs of 5 steps of 8 mock images (64 per pass, so the second epoch
 starts mid-pass), a checkpoint every 2 steps. Keras then saves after global steps
 2, 4, 5 (end of epoch 1), 6, 8, 10 and 10 again (end of epoch 2): checkpoints 1
-to 7.
+to 7. A resumed process counts its every-2-steps from the step it resumed at.
+Each test chains several failures, each rerun resuming the last one's run, so
+that every failure mode is covered with few train.py processes.
 """
 
 import io
@@ -107,52 +109,59 @@ def assert_same_run(run, reference):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The uninterrupted --deterministic run."""
-    run = tmp_path_factory.mktemp("reference") / "run"
-    train(run)
-    return run
+def reference(shared_by_workers):
+    """The uninterrupted --deterministic run (one for both xdist workers)."""
+
+    def uninterrupted(directory):
+        train(directory / "run")
+        return {}
+
+    directory, _ = shared_by_workers("kill_resume_reference", uninterrupted)
+    return directory / "run"
 
 
-def test_sigkill_mid_epoch_and_in_a_checkpoint_write_then_resume(tmp_path, reference):
+def test_sigkill_at_three_points_then_resume(tmp_path, reference):
+    """Killed three times, each rerun resuming where the last one died; the
+    fourth run finishes with exactly the uninterrupted run's state."""
     run = tmp_path / "run"
     chief = run / wd.CHECKPOINTS / "chief"
-    # (a) Mid-epoch: right after step 7, one step after checkpoint 4 (step 6).
-    killed(train(run, crash="kill_at_step:7"))
+    # (a) After checkpoint 3's files (end of epoch 1, step 5) are complete on
+    # disk, before the ``checkpoint`` file names it.
+    killed(train(run, crash="kill_before_record:3"))
+    assert (chief / "ckpt-3.index").exists()
+    assert tf.train.latest_checkpoint(str(chief)) == str(chief / "ckpt-2")
+
+    # (b) Mid-epoch: the rerun finds the complete checkpoint 3 by scanning the
+    # files, resumes there (step 5), saves checkpoint 4 two steps later (step 7:
+    # every 2 steps of this process) and dies right after it.
+    result = train(run, crash="kill_at_step:7")
+    killed(result)
+    assert f"resuming from checkpoint {chief / 'ckpt-3'}" in result.stderr
+    resumed_at(result, 5, 2, 0)
     assert tf.train.latest_checkpoint(str(chief)) == str(chief / "ckpt-4")
 
-    # (b) During a checkpoint write: the resumed run (from step 6) saves at steps
-    # 8 and 10 (as checkpoints 5 and 6); it dies inside the second, after the
-    # shard's files were written under their temporary names.
+    # (c) During a checkpoint write: the resumed run (from step 7) saves at step
+    # 9 and at the end of epoch 2, step 10 (as checkpoints 5 and 6); it dies
+    # inside the second, after the shard's files were written under their
+    # temporary names.
     result = train(run, crash="kill_in_checkpoint:2")
     killed(result)
-    resumed_at(result, 6, 2, 1)
+    resumed_at(result, 7, 2, 2)
     assert list((chief / "ckpt-6_temp").iterdir())  # really killed mid-write
     assert not (chief / "ckpt-6.index").exists()
     assert tf.train.latest_checkpoint(str(chief)) == str(chief / "ckpt-5")
 
     result = train(run)
-    resumed_at(result, 8, 2, 3)
+    resumed_at(result, 9, 2, 4)
     assert_same_run(run, reference)
 
 
-def test_sigkill_after_checkpoint_files_before_the_index_file(tmp_path, reference):
-    """Checkpoint 3 complete on disk but not yet named in ``checkpoint``: used."""
+def test_disk_full_in_a_checkpoint_then_in_the_final_model(tmp_path, reference):
+    """Each full disk is a one-line error that keeps the last good checkpoint;
+    each rerun resumes from it."""
     run = tmp_path / "run"
     chief = run / wd.CHECKPOINTS / "chief"
-    killed(train(run, crash="kill_before_record:3"))
-    assert (chief / "ckpt-3.index").exists()
-    assert tf.train.latest_checkpoint(str(chief)) == str(chief / "ckpt-2")
-    result = train(run)
-    # The complete checkpoint 3 (end of epoch 1) is found by scanning the files.
-    assert f"resuming from checkpoint {chief / 'ckpt-3'}" in result.stderr
-    resumed_at(result, 5, 2, 0)
-    assert_same_run(run, reference)
-
-
-def test_disk_full_in_a_checkpoint_write_keeps_the_previous_one(tmp_path, reference):
-    run = tmp_path / "run"
-    chief = run / wd.CHECKPOINTS / "chief"
+    # (a) The 4th checkpoint write fails.
     result = train(run, crash="enospc_checkpoint:4")
     assert result.returncode == 1, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
@@ -173,20 +182,15 @@ def test_disk_full_in_a_checkpoint_write_keeps_the_previous_one(tmp_path, refere
     assert checkpoints.checkpoint_problem(str(chief / "ckpt-3")) is None
     assert not (run / wd.FINAL_MODEL).exists()
 
-    result = train(run)
-    resumed_at(result, 5, 2, 0)
-    assert_same_run(run, reference)
-
-
-def test_disk_full_writing_the_final_model(tmp_path, reference):
-    run = tmp_path / "run"
+    # (b) The rerun resumes (step 5), saves checkpoints 4 to 6 (steps 7, 9 and
+    # the end, 10), then fails writing final.keras.
     result = train(run, crash="enospc_final_model")
+    resumed_at(result, 5, 2, 0)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     error = result.stderr.strip().splitlines()[-1]
-    chief = run / wd.CHECKPOINTS / "chief"
     assert error.startswith(
         f"train.py: error: cannot write {run / wd.FINAL_MODEL} (No space left on "
-        f"device); checkpoint {chief / 'ckpt-7'} is intact; free disk space"
+        f"device); checkpoint {chief / 'ckpt-6'} is intact; free disk space"
     ), error
     assert not list(run.glob(".final*"))  # the partial file is removed
     assert not (run / wd.FINAL_MODEL).exists() and not (run / wd.SUMMARY).exists()

@@ -75,7 +75,14 @@ def _lean_saved_model(model: tf.keras.Model, directory: str) -> None:
 
     module = tf.Module()
     module.model_variables = list(model.variables)  # tracked: saved with the graph
-    tf.saved_model.save(module, directory, signatures={"serving_default": serve})
+    # No gradients: by default the SavedModel also traces and stores the
+    # gradient function of every larq sign quantizer (a tf.custom_gradient, one
+    # per binary conv: 80 traces in a BinaryDenseNet45), which an inference
+    # converter never reads; tracing them is a large part of the save time.
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    tf.saved_model.save(
+        module, directory, signatures={"serving_default": serve}, options=options
+    )
 
 
 def to_lce(

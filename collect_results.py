@@ -3,6 +3,9 @@
     python collect_results.py --runs runs/fmnist --output results/fashion_mnist.csv \
         --plot docs/results/accuracy_vs_minutes.png --doc docs/results.md
 
+``--keep_missing`` keeps the table's rows of runs whose work dirs are not here
+(made on another machine or in another session) and regenerates the rest.
+
 One row per finished run (bidense.results: model, non-default switches, recipe,
 epochs, seed, validation top-1, test top-1/top-5, params, size, wall minutes, CPU
 and the command). ``--doc`` replaces the part of a Markdown file between the
@@ -40,6 +43,14 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "Markdown file whose results section gets the table.",
         flag_values=fv,
     )
+    flags.DEFINE_boolean(
+        "keep_missing",
+        False,
+        "Keep the rows of --output whose run is not under --runs (runs of another "
+        "machine or session, whose work dirs are not here); the rows of runs "
+        "found are regenerated.",
+        flag_values=fv,
+    )
     flags.mark_flags_as_required(["runs", "output"], flag_values=fv)
 
 
@@ -64,6 +75,8 @@ def main(args: cli.Args) -> None:
         if missing:
             raise ValueError(f"--runs {missing[0]} is not a directory")
         rows = [results.row(path, name) for path, name in results.named_runs(f.runs)]
+        if f.keep_missing and Path(f.output).exists():
+            rows = results.merge(rows, results.read_csv(f.output))
         if f.dataset:
             rows = [row for row in rows if row["dataset"] == f.dataset]
         if not rows:

@@ -161,6 +161,44 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
             writer.writerow({k: "" if item[k] is None else item[k] for k in COLUMNS})
 
 
+# Column types of a row as :func:`row` makes it (the rest are strings).
+_INTS = ("epochs", "seed", "params")
+_FLOATS = (
+    "val_top1", "test_top1", "test_top5", "size_mib", "wall_minutes",
+    "teacher_wall_minutes",
+)  # fmt: skip
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    """The rows of a results CSV that :func:`write_csv` wrote, typed as :func:`row`'s.
+
+    Raises ResultsError when the file is not such a table.
+    """
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise ResultsError(
+                    f"{path} is not a results table (its columns are not "
+                    f"{', '.join(COLUMNS)})"
+                )
+            rows = list(reader)
+    except OSError as error:
+        raise ResultsError(f"cannot read {path} ({error})") from None
+    for item in rows:
+        for key in (*_INTS, *_FLOATS):
+            text = item[key]
+            item[key] = None if text == "" else (int if key in _INTS else float)(text)
+    return rows
+
+
+def merge(rows: list[dict], kept: list[dict]) -> list[dict]:
+    """``rows`` plus the ``kept`` rows of runs that ``rows`` does not have, by run."""
+    names = {item["run"] for item in rows}
+    merged = rows + [item for item in kept if item["run"] not in names]
+    return sorted(merged, key=lambda item: item["run"])
+
+
 def _total_minutes(item: dict) -> float | None:
     if item["wall_minutes"] is None:
         return None

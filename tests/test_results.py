@@ -65,6 +65,36 @@ def test_one_row_per_finished_run_read_from_its_work_dir(tiny_run, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_keep_missing_keeps_rows_of_runs_not_here_and_regenerates_the_rest(
+    tiny_run, tmp_path
+):
+    runs = tmp_path / "runs"
+    tiny_run.copy(runs / "a")
+    out = tmp_path / "table.csv"
+    assert collect("--runs", runs, "--output", out).returncode == 0
+    (row,) = read_rows(out)
+    # An earlier table: a run made elsewhere ("z") and a stale row of "a".
+    elsewhere = {**row, "run": "z", "test_top1": "12.34", "val_top1": ""}
+    stale = {**row, "test_top1": "1.0"}
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=results.COLUMNS)
+        writer.writeheader()
+        writer.writerows([stale, elsewhere])
+
+    done = collect("--runs", runs, "--output", out, "--keep_missing")
+
+    assert done.returncode == 0, done.stderr
+    assert read_rows(out) == [row, elsewhere]  # "a" regenerated, "z" kept as is
+    # Without --keep_missing the table is only what is here.
+    assert collect("--runs", runs, "--output", out).returncode == 0
+    assert read_rows(out) == [row]
+    # A file that is not a results table is refused in one line.
+    out.write_text("a,b\n1,2\n")
+    done = collect("--runs", runs, "--output", out, "--keep_missing")
+    assert done.returncode != 0 and "is not a results table" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_non_default_switches_name_only_what_differs():
     defaults = {"binary": True, "blocks": (6, 6, 6, 5), "weights": None}
     assert results.non_default_switches(

@@ -1,6 +1,7 @@
 """int8 export (export.py --int8) against the float export: size, accuracy, latency.
 
     python benchmarks/int8_export.py --workdir runs/bd28_fmnist     # a trained model
+    python benchmarks/int8_export.py --pretrained binary_densenet28  # shipped weights
     python benchmarks/int8_export.py --models all --size 224         # the six models
 
 For each trained model (``--workdir``, repeatable as a comma-separated list) the
@@ -8,6 +9,8 @@ run's selected model is exported twice, float and int8 (ranges calibrated on
 ``--calibration_images`` images of the run's *training* split), plus int8 with
 int8 input and output; each file's top-1 is measured with LCE's interpreter on
 the run's whole test split (the evaluation pipeline of training), next to Keras'.
+``--pretrained`` does the same for bidense's shipped Fashion-MNIST weights
+(``weights="fashion_mnist"``), on Fashion-MNIST: no training needed to rerun it.
 
 For each registered model (``--models``) random weights are built at
 ``--size`` x ``--size`` x 3 with 1000 classes. They have no data of their own, so
@@ -32,11 +35,15 @@ sys.path.insert(0, ROOT)
 
 from absl import app, flags, logging  # noqa: E402
 
+import cli  # noqa: E402
 from benchmarks import common  # noqa: E402
 
 PROGRAM = "int8_export.py"
 FLAGS = flags.FLAGS
 flags.DEFINE_list("workdir", [], "train.py work dirs (trained models).")
+flags.DEFINE_list(
+    "pretrained", [], "Models with bidense's weights='fashion_mnist' (shipped)."
+)
 flags.DEFINE_list(
     "models", [], "Registered models with random weights ('all' = every one)."
 )
@@ -138,8 +145,6 @@ def size_row(label, model, files: dict, reports: dict) -> str:
 
 
 def trained(workdir: str, rows: dict) -> None:
-    import tensorflow as tf
-
     from bidense import export
     from bidense.training import evaluation
     from bidense.training.precision import to_float32
@@ -147,6 +152,25 @@ def trained(workdir: str, rows: dict) -> None:
     path = evaluation.workdir_model(workdir, "selected")
     model = to_float32(evaluation.load_keras_model(path))
     data = export.model_data(model, workdir=workdir)
+    measure_trained(model, data, os.path.basename(os.path.normpath(workdir)), rows)
+
+
+def pretrained(name: str, rows: dict) -> None:
+    import bidense
+    from bidense import export
+
+    model = bidense.create_model(name, weights="fashion_mnist")
+    data = export.model_data(model, dataset=cli.dataset_of_weights("fashion_mnist"))
+    measure_trained(model, data, "weights=fashion_mnist", rows)
+
+
+def measure_trained(model, data, run: str, rows: dict) -> None:
+    """Float and int8 exports of a trained ``model``: accuracy on ``data``'s whole
+    test split, sizes, ranges and latency."""
+    import tensorflow as tf
+
+    from bidense import export
+
     data.require(PROGRAM)
     files, reports = {}, {}
     start = time.perf_counter()
@@ -159,21 +183,30 @@ def trained(workdir: str, rows: dict) -> None:
             calibration_source=f"{data.name} {data.train_split}",
             percentile=FLAGS.percentile,
         )
+    label = f"{model.name} ({run})"
     print(
-        f"[{time.perf_counter() - start:.0f}s] exported {workdir}",
+        f"[{time.perf_counter() - start:.0f}s] exported {label}",
         file=sys.stderr,
         flush=True,
     )
-    run = os.path.basename(os.path.normpath(workdir))
-    label = f"{model.name} ({run})"
     for k, fb in files.items():
-        save(f"{run}_{k.replace(' ', '_')}.tflite", fb)
+        save(f"{model.name}_{run}_{k.replace(' ', '_')}.tflite".replace("=", "_"), fb)
     keras = keras_top1(model, data, FLAGS.test_images)
+    # The same activation ranges in Keras, with float weights: how much of the
+    # int8 file's loss the activation grid alone explains (the converter also
+    # rounds the BN-folded float weights to int8).
+    fake_quant, _, _ = export.int8.quantize(
+        model,
+        data.batches(data.train_split, FLAGS.calibration_images),
+        percentile=FLAGS.percentile or export.int8.DEFAULT_PERCENTILE,
+    )
+    activations_only = keras_top1(fake_quant, data, FLAGS.test_images)
     top1 = {}
     for k, fb in files.items():
         top1[k], n = lce_top1(fb, data, FLAGS.test_images)
     rows["accuracy"].append(
         f"| {label} | {data.name} {data.test_split} | {n} | {keras:.4f} | "
+        f"{activations_only:.4f} | "
         f"{top1['float']:.4f} | {top1['int8']:.4f} | {top1['int8 io']:.4f} | "
         f"{100 * (top1['int8'] - top1['float']):+.2f} | "
         f"{100 * (top1['int8 io'] - top1['float']):+.2f} |"
@@ -234,17 +267,29 @@ def latency(label: str, files: dict, shape, rows: dict) -> None:
 def main(argv) -> None:
     if len(argv) > 1:
         common.fail(PROGRAM, f"unexpected arguments {argv[1:]}")
-    if not FLAGS.workdir and not FLAGS.models:
-        common.fail(PROGRAM, "give --workdir DIR[,DIR] and/or --models NAME[,NAME|all]")
+    if not (FLAGS.workdir or FLAGS.pretrained or FLAGS.models):
+        common.fail(
+            PROGRAM,
+            "give --workdir DIR[,DIR], --pretrained NAME[,NAME] and/or "
+            "--models NAME[,NAME|all]",
+        )
     if FLAGS.rounds < 1 or FLAGS.calibration_images < 1:
         common.fail(PROGRAM, "--rounds and --calibration_images must be positive")
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
     import tensorflow as tf
 
     import bidense
+    from bidense import weights
 
     tf.get_logger().setLevel("ERROR")
     models = bidense.list_models() if FLAGS.models == ["all"] else FLAGS.models
+    shipped = [m for m in FLAGS.pretrained if m not in weights.FASHION_MNIST_WEIGHTS]
+    if shipped:
+        common.fail(
+            PROGRAM,
+            f"--pretrained {shipped[0]}: no shipped weights; choose from "
+            f"{sorted(weights.FASHION_MNIST_WEIGHTS)}",
+        )
     unknown = [m for m in models if m not in bidense.list_models()]
     if unknown:
         common.fail(PROGRAM, f"unknown models {unknown}")
@@ -255,6 +300,8 @@ def main(argv) -> None:
     rows = {k: [] for k in ("accuracy", "size", "ranges", "ops", "latency")}
     for workdir in FLAGS.workdir:
         trained(workdir, rows)
+    for name in FLAGS.pretrained:
+        pretrained(name, rows)
     for name in models:
         random_weights(name, rows)
 
@@ -265,10 +312,11 @@ def main(argv) -> None:
     print(f"Load average (1, 5, 15 min) before: {before}; after: {after}\n")
     if rows["accuracy"]:
         print(
-            "| model | test split | images | Keras top-1 | LCE float | LCE int8 "
-            "| LCE int8, int8 I/O | int8 - float, pp | int8 I/O - float, pp |"
+            "| model | test split | images | Keras top-1 | Keras, int8 activations "
+            "only | LCE float | LCE int8 | LCE int8, int8 I/O | int8 - float, pp "
+            "| int8 I/O - float, pp |"
         )
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         print("\n".join(rows["accuracy"]) + "\n")
     print(
         "| model | float MiB | int8 MiB | model_stats MiB (float) | predicted int8 MiB "

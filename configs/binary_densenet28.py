@@ -3,11 +3,17 @@
 fashion_mnist (default; laptop CPU, growth rate 16, 32 stem filters, 5 epochs):
     python train.py --model binary_densenet28 --dataset fashion_mnist \
         --workdir runs/bdn28_fmnist
-    Expected: 91.30 % validation top-1 (epoch 5 selected), 90.50 % test top-1,
-        0.117 MiB; 36.5 minutes of wall time (34.4 of training) on 2 idle cores
-        of an Intel Xeon with AMX, float32 (row bdn28_headline of
-        results/fashion_mnist.csv, docs/results.md). These are the weights
-        shipped as weights="fashion_mnist".
+    Expected, in the default precision ("auto": mixed bfloat16 on CPUs with
+        AVX512_BF16 or AMX, else float32):
+        mixed bfloat16: 91.28 % validation top-1 (epoch 5 selected), 90.46 %
+            test top-1, 0.117 MiB; 14.9 minutes of wall time (13.4 of
+            training) on 2 idle cores of an AMD EPYC with AVX512_BF16 (row
+            bdn28_headline_auto of results/fashion_mnist.csv, docs/results.md).
+        float32 (--config.precision=float32): 91.30 % validation, 90.50 % test
+            top-1; 36.5 minutes (34.4 of training) on 2 idle cores of an Intel
+            Xeon with AMX (row bdn28_headline). These are the weights shipped
+            as weights="fashion_mnist".
+        Two more seeds in each precision: configs/studies/fmnist_precision.py.
     Its full-precision twin, the same recipe with --config.model.binary=false:
         93.52 % validation, 92.46 % test top-1, 1.062 MiB, 33.6 minutes of
         training (row bdn28_fp_twin; its first epochs ran beside other work).

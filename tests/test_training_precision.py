@@ -2,6 +2,7 @@
 float32 export copy."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ import tensorflow_datasets as tfds
 import bidense
 from bidense import export
 from bidense.training import modeling, precision
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _build(name, switches, policy):
@@ -128,6 +131,16 @@ def test_auto_is_bfloat16_only_where_the_cpu_computes_it_natively():
         assert precision.resolve(name, fast_bfloat16=False) == name
     with pytest.raises(ValueError, match="float32, mixed_bfloat16, auto"):
         precision.resolve("bfloat16")
+
+
+def test_every_recipe_defaults_to_auto():
+    """Mixed bfloat16 where the CPU computes it natively, float32 elsewhere: the
+    converged headline recipe kept its accuracy in both (docs/performance.md)."""
+    from bidense.training import config as config_lib
+
+    for name in bidense.list_models():
+        cfg = config_lib.load_recipe(REPO / "configs", name, "fashion_mnist")
+        assert cfg.precision == precision.AUTO, name
 
 
 def test_a_run_with_auto_records_the_precision_it_computes_in(tmp_path):

@@ -423,6 +423,9 @@ def run(
         batch_size,
     )
     if model_name:
+        # Built in float32 straight away: evaluate_keras computes in float32,
+        # whatever precision the recipe trains in.
+        cfg.precision = "float32"
         keras_model = modeling.build_model(cfg, info, weights=weights)
 
     if tflite:

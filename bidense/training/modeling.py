@@ -31,9 +31,10 @@ def model_kwargs(cfg: ml_collections.ConfigDict) -> dict:
 def build_model(cfg, info: data.DatasetInfo, **extra) -> tf.keras.Model:
     """``bidense.create_model`` with the input shape and classes of the dataset.
 
-    The layers compute in ``config.precision`` (float32 unless opted in).
+    The layers compute in ``config.precision`` ("auto": as resolved on this
+    machine, bidense.training.precision).
     """
-    with precision.dtype_policy(cfg.precision):
+    with precision.dtype_policy(precision.resolve(cfg.precision)):
         return bidense.create_model(
             cfg.model_name,
             input_shape=data.model_input_shape(info, cfg.dataset),

@@ -1,18 +1,21 @@
-"""Compute precision of training: float32 (default) or opt-in mixed bfloat16.
+"""Compute precision of training: mixed bfloat16 where the CPU has it, else float32.
 
-Why opt-in: a BNN is *trained* in floating point (larq simulates the binarization),
-and on a CPU the float32 convolutions are almost all of the time
-(docs/performance.md profiles it: ~85 % of op time in oneDNN's Conv2D forward and
-backward kernels, which already run near the machine's float32 matmul rate).
-Keras's ``mixed_bfloat16`` policy computes those convolutions in bfloat16 with
-float32 variables, about 1.5-1.7x faster on CPUs with AVX512_BF16 (measured by
+A BNN is *trained* in floating point (larq simulates the binarization), and on a
+CPU the float32 convolutions are almost all of the time (docs/performance.md
+profiles it: ~85 % of op time in oneDNN's Conv2D forward and backward kernels,
+which already run near the machine's float32 matmul rate). Keras's
+``mixed_bfloat16`` policy computes those convolutions in bfloat16 with float32
+variables, about 1.5-1.7x faster on CPUs with AVX512_BF16 (measured by
 benchmarks/train_speed.py). It is not the same computation: the binary convs'
 *forward* is still exact (+-1 inputs and weights are exact in bfloat16 and oneDNN
 accumulates in float32) but their outputs are rounded to bfloat16's 8-bit
-mantissa, and so are every gradient and every full-precision layer. So it
-changes results and is a switch (``config.precision``), not a default.
-``config.precision="auto"`` picks mixed bfloat16 on CPUs that compute it natively
-and float32 elsewhere (:func:`resolve`); a run's config.json records the result.
+mantissa, and so are every gradient and every full-precision layer. The
+converged headline recipe reached the same test top-1 in both precisions over
+two seeds (configs/studies/fmnist_precision.py, docs/performance.md), so the
+recipes' default, ``config.precision="auto"``, picks mixed bfloat16 on CPUs that
+compute it natively and float32 elsewhere, where bfloat16 is emulated and slower
+(:func:`resolve`); ``"float32"`` and ``"mixed_bfloat16"`` force one. A run's
+config.json records the result.
 
 Mixed-precision models are exported in float32: the variables are float32
 already, ``to_float32`` only rebuilds the layers with a float32 policy.

@@ -5,7 +5,8 @@ growth rate 16, 32 stem filters, Adam 2e-3 cosine-decayed, batch 128), all at
 the same short budget of 2 epochs, so the table shows what each ingredient buys
 for the same number of training steps:
 
-* ``baseline``: the recipe as it is (float32).
+* ``baseline``: the recipe in float32 (the precision every other cell keeps;
+  the recipe's default, ``auto``, would be bfloat16 on CPUs that have it).
 * ``bf16``: ``precision="mixed_bfloat16"`` (bidense.training.precision): same
   steps, bfloat16 compute on CPUs with AVX512_BF16 or AMX.
 * ``distill``: knowledge distillation from the model's own full-precision twin
@@ -35,9 +36,9 @@ def ingredients(teacher: str) -> dict:
     """The grid: one ingredient per cell, the baseline the reference."""
     return {
         "ingredient": {
-            "baseline": {},
+            "baseline": {"precision": "float32"},
             "bf16": {"precision": "mixed_bfloat16"},
-            "distill": {"distill.teacher": teacher},
+            "distill": {"distill.teacher": teacher, "precision": "float32"},
         }
     }
 

@@ -23,9 +23,10 @@ load from other processes hits them alike:
                     builds: ``experiment.setup`` (the recipe, its optimizer and
                     schedule, the tf.data pipeline with caching, pad-crop and flips,
                     on TFDS mock CIFAR-10 images) and ``fit`` with train.py's per-step
-                    callback; all defaults, float32;
+                    callback; all defaults but the precision, float32;
 * ``bidense_fp``    the same with ``--config.model.binary=false`` (the FP twin);
-* ``bidense_bf16``  opt-in ``--config.precision=mixed_bfloat16`` (changes numerics);
+* ``bidense_bf16``  ``--config.precision=mixed_bfloat16`` (changes numerics; what
+                    the default ``auto`` picks on CPUs with native bfloat16);
 * ``bidense_xla``   opt-in ``--config.jit_compile=true``;
 * ``bidense_plain`` (diagnostic, not in the default list) bidense's default model
                     trained exactly like ``larq_zoo`` (same compile, same data,
@@ -199,13 +200,15 @@ class _PlainFitContender:
 class _BidenseContender:
     """What train.py builds (experiment.setup) on mock CIFAR-10, with overrides."""
 
+    # float32 unless named: the recipes' default precision ("auto") would be
+    # bfloat16 on CPUs that have it, and bidense_bf16 is the contender for that.
     OVERRIDES = {
-        "bidense": {},
-        "bidense_fp": {"model.binary": "false"},
+        "bidense": {"precision": "float32"},
+        "bidense_fp": {"precision": "float32", "model.binary": "false"},
         "bidense_bf16": {"precision": "mixed_bfloat16"},
-        "bidense_xla": {"jit_compile": "true"},
+        "bidense_xla": {"precision": "float32", "jit_compile": "true"},
         # Diagnostic, not a default: larq-zoo's zero padding (a different model).
-        "bidense_pad0": {"model.pad_value": "0.0"},
+        "bidense_pad0": {"precision": "float32", "model.pad_value": "0.0"},
     }
 
     def __init__(self, name: str, width: str, contender: str, workdir: str):

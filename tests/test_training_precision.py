@@ -1,5 +1,5 @@
-"""config.precision: opt-in mixed bfloat16 ("auto": where the CPU has it), and its
-float32 export copy."""
+"""config.precision: mixed bfloat16 where the CPU has it ("auto", the default),
+float32 on request or elsewhere, and the float32 export copy."""
 
 import json
 from pathlib import Path
@@ -97,8 +97,9 @@ def test_mixed_bfloat16_starts_where_float32_does_then_drifts(tiny_switches):
     (relative rounding 2**-9) in every activation. After that the two runs are
     different computations: a pre-activation that rounds across 0 flips a sign,
     and flips compound (with these weights: 0.9 % apart at step 1, 2 % at step 2).
-    That is why bfloat16 is opt-in; float32 + XLA is the same computation
-    (tests/test_train.py). docs/performance.md has its effect on accuracy.
+    That is why bfloat16 became the default only after a converged comparison
+    (docs/performance.md: its effect on accuracy); float32 + XLA is the same
+    computation (tests/test_train.py).
 
     The initial weights are seeded: how far the first losses lie apart depends on
     the draw (0.1 % to 5 % over four seeds), and the bound is for this one.

@@ -158,6 +158,9 @@ def test_resume_restores_model_optimizer_and_position(
         np.testing.assert_array_equal(restored, saved)  # model and BN state
     assert int(exp.model.optimizer.iterations) == 8  # nothing replayed or skipped
     assert summary["epochs"] == 2  # one CSV row per epoch across both runs
+    # The optimizer's slots exist before fit: its step is traced once, not a
+    # second time for variables made in the first trace.
+    assert exp.fit_model.train_function.experimental_get_tracing_count() == 1
 
 
 def test_xla_keeps_the_numerics_of_larq_quantizers():
@@ -261,6 +264,7 @@ def test_distillation_in_bfloat16_resumes_exactly_and_saves_only_the_student(
     for restored, saved in zip(after.start, before.saved, strict=True):
         np.testing.assert_array_equal(restored, saved)
     assert int(exp.fit_model.optimizer.iterations) == 8 and summary["epochs"] == 2
+    assert exp.fit_model.train_function.experimental_get_tracing_count() == 1
     convs = [layer for layer in exp.model.layers if "conv" in layer.name]
     assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
 

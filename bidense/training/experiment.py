@@ -201,11 +201,13 @@ def _compiled_model(cfg, info: data.DatasetInfo, steps_per_epoch: int):
     """
     model, transfer = modeling.build_training_model(cfg, info)
     optimizer = make_optimizer(cfg, steps_per_epoch)
-    if cfg.finetune.freeze_epochs or cfg.finetune.freeze_bn:
-        # Keras 2.15's optimizers make their slots once, for the variables of
-        # the first step; the warm-up's first step trains only the head, so
-        # every variable gets its slots now (bidense.training.finetune).
-        optimizer.build(model.trainable_variables)
+    # The slots of every trainable variable, made now rather than in fit's first
+    # step, for two reasons. A tf.function that creates variables on its first
+    # call is traced a second time, so building them here saves one trace of
+    # the whole train step (seconds at start-up). And Keras 2.15's optimizers
+    # make their slots once, for the variables of the first step: a fine-tuning
+    # warm-up's first step trains only the head (bidense.training.finetune).
+    optimizer.build(model.trainable_variables)
     if not cfg.distill.teacher:
         compile_model(
             model,

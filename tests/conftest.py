@@ -110,7 +110,7 @@ def shared_by_workers(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def tiny_run(shared_by_workers):
     """train.py (the real command, in a subprocess) of a tiny BinaryDenseNet28:
     2 epochs of 3 steps of 16 mock images, one checkpoint per epoch."""
     from mock_cli import TINY, run_cli
@@ -127,7 +127,7 @@ def tiny_run(tmp_path_factory):
         )
         return {"stdout": result.stdout, "stderr": result.stderr}
 
-    directory, output = _shared_by_workers(tmp_path_factory, "tiny_run", train)
+    directory, output = shared_by_workers("tiny_run", train)
     workdir = directory / "run"
     before = _tree(workdir)
     yield TinyRun(workdir, args, examples, output["stdout"], output["stderr"])

@@ -15,11 +15,13 @@ checked as in train.py. The conversion is inspected op by op (bidense.export):
 any binary layer left in float, or an unexpected op, is an error naming the
 layer, unless --allow_float_fallback. With --int8 the stem, downsampling and
 classifier layers become int8 ops, calibrated on the model's training images,
-and every one of them is checked too. Prints the op table, the file size against
-bidense.model_stats' prediction, and the LCE interpreter's agreement with Keras
-on the model's own test images (a work dir's dataset, or --dataset) and on
-random images; without a dataset, on random images only, and it says so. Writes
-the class names next to the file (<output>.labels.txt) when they are known.
+and every one of them is checked too; --int8_finetune_steps N first fine-tunes
+the weights for N steps against the int8 rounding (docs/deployment.md). Prints
+the op table, the file size against bidense.model_stats' prediction, and the
+LCE interpreter's agreement with Keras on the model's own test images (a work
+dir's dataset, or --dataset) and on random images; without a dataset, on random
+images only, and it says so. Writes the class names next to the file
+(<output>.labels.txt) when they are known.
 """
 
 import errno
@@ -121,6 +123,22 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         "and its mirror (100 = min and max; default: bidense.export.int8's).",
         lower_bound=50.0,
         upper_bound=100.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "int8_finetune_steps",
+        0,
+        "With --int8: steps of a quantization-aware fine-tune on the training "
+        "images before calibrating (bidense.export.qat; 0 = none).",
+        lower_bound=0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "int8_finetune_learning_rate",
+        None,
+        "With --int8_finetune_steps: Adam's learning rate (default: "
+        "bidense.export.qat's).",
+        lower_bound=0.0,
         flag_values=fv,
     )
     # The input and the classifier; None = the builder's default. Architecture
@@ -228,11 +246,15 @@ def run(args: cli.Args) -> None:
     if f.int8:
         flatbuffer, report = export.export_int8(
             model,
-            data.batches(data.train_split, f.int8_calibration_images),
+            lambda: data.batches(data.train_split, f.int8_calibration_images),
             f.output,
             int8_io=f.int8_io,
             calibration_source=f"{data.name} {data.train_split}",
             percentile=f.int8_percentile,
+            finetune_steps=f.int8_finetune_steps,
+            # The whole training split, read in order and started over as needed.
+            finetune_images=lambda: data.batches(data.train_split, 2**62),
+            finetune_learning_rate=f.int8_finetune_learning_rate,
             **options,
         )
     else:
@@ -310,9 +332,13 @@ def check_inputs(args: cli.Args) -> None:
     elif f.weights and f.weights not in ("imagenet", "fashion_mnist"):
         if not os.path.isfile(f.weights):
             raise FileNotFoundError(f"--weights file {f.weights} does not exist")
-    for flag in ("int8_io", "int8_percentile"):
-        if f[flag].value not in (None, False) and not f.int8:
+    for flag in ("int8_io", "int8_percentile", "int8_finetune_steps"):
+        if f[flag].value not in (None, False, 0) and not f.int8:
             raise ValueError(f"--{flag} needs --int8")
+    if f.int8_finetune_learning_rate == 0:
+        raise ValueError("--int8_finetune_learning_rate must be positive")
+    if f.int8_finetune_learning_rate is not None and not f.int8_finetune_steps:
+        raise ValueError("--int8_finetune_learning_rate needs --int8_finetune_steps")
     if f.int8 and not f.workdir and not model_dataset(f):
         raise ValueError(
             "--int8 needs the model's training data to calibrate on: pass --dataset "

@@ -3,14 +3,20 @@
     python benchmarks/int8_export.py --workdir runs/bd28_fmnist     # a trained model
     python benchmarks/int8_export.py --pretrained binary_densenet28  # shipped weights
     python benchmarks/int8_export.py --models all --size 224         # the six models
+    python benchmarks/int8_export.py --pretrained binary_densenet28 \
+        --finetune_steps 1000 --finetune_learning_rate 1e-5         # + fine-tune
 
 For each trained model (``--workdir``, repeatable as a comma-separated list) the
 run's selected model is exported twice, float and int8 (ranges calibrated on
 ``--calibration_images`` images of the run's *training* split), plus int8 with
 int8 input and output; each file's top-1 is measured with LCE's interpreter on
-the run's whole test split (the evaluation pipeline of training), next to Keras'.
-``--pretrained`` does the same for bidense's shipped Fashion-MNIST weights
-(``weights="fashion_mnist"``), on Fashion-MNIST: no training needed to rerun it.
+the run's whole test split (``--split``: another; the evaluation pipeline of
+training), next to Keras' and two Keras copies that round as the file does (the
+activations only; the activations and the weights). ``--finetune_steps N`` adds
+an int8 file exported after an N-step quantization-aware fine-tune (export.py
+--int8_finetune_steps). ``--pretrained`` does the same for bidense's shipped
+Fashion-MNIST weights (``weights="fashion_mnist"``), on Fashion-MNIST: no
+training needed to rerun it.
 
 For each registered model (``--models``) random weights are built at
 ``--size`` x ``--size`` x 3 with 1000 classes. They have no data of their own, so
@@ -60,6 +66,24 @@ flags.DEFINE_float(
 flags.DEFINE_integer(
     "test_images", 0, "Test images per accuracy (0 = the whole test split)."
 )
+flags.DEFINE_string(
+    "split",
+    None,
+    "TFDS split the accuracies are measured on (default: the test split); e.g. "
+    "train[55000:], the validation images of the shipped Fashion-MNIST weights, "
+    "to choose fine-tuning settings without the test split.",
+)
+flags.DEFINE_integer(
+    "finetune_steps",
+    0,
+    "Also export int8 after this many quantization-aware fine-tuning steps "
+    "(export.py --int8_finetune_steps) and measure it; 0 = not.",
+)
+flags.DEFINE_float(
+    "finetune_learning_rate",
+    None,
+    "Learning rate of --finetune_steps (default: bidense.export.qat's).",
+)
 flags.DEFINE_integer("rounds", 10, "Latency rounds (each runs float and int8 once).")
 flags.DEFINE_integer("warmup", 2, "Untimed runs per file before timing.")
 flags.DEFINE_string("save_dir", None, "Optional directory to keep the .tflite files.")
@@ -105,7 +129,8 @@ def lce_top1(flatbuffer: bytes, data, n: int) -> tuple[float, int]:
     from bidense.export.parity import lce_predict
 
     correct = seen = 0
-    for images, labels in data.batches(data.test_split, n or 2**62, 256, labels=True):
+    split = FLAGS.split or data.test_split
+    for images, labels in data.batches(split, n or 2**62, 256, labels=True):
         correct += int((lce_predict(flatbuffer, images).argmax(-1) == labels).sum())
         seen += len(labels)
     return correct / seen, seen
@@ -113,7 +138,8 @@ def lce_top1(flatbuffer: bytes, data, n: int) -> tuple[float, int]:
 
 def keras_top1(model, data, n: int) -> float:
     correct = seen = 0
-    for images, labels in data.batches(data.test_split, n or 2**62, 256, labels=True):
+    split = FLAGS.split or data.test_split
+    for images, labels in data.batches(split, n or 2**62, 256, labels=True):
         p = model(images, training=False).numpy()
         correct += int((p.argmax(-1) == labels).sum())
         seen += len(labels)
@@ -170,6 +196,7 @@ def measure_trained(model, data, run: str, rows: dict) -> None:
     import tensorflow as tf
 
     from bidense import export
+    from bidense.export import qat
 
     data.require(PROGRAM)
     files, reports = {}, {}
@@ -183,6 +210,19 @@ def measure_trained(model, data, run: str, rows: dict) -> None:
             calibration_source=f"{data.name} {data.train_split}",
             percentile=FLAGS.percentile,
         )
+    if FLAGS.finetune_steps:
+        # As export.py: the training split from its start, as far as the steps
+        # need (the shipped weights' validation images are its last 5,000).
+        files["int8 ft"], reports["int8 ft"] = export.export_int8(
+            model,
+            lambda: data.batches(data.train_split, FLAGS.calibration_images),
+            calibration_source=f"{data.name} {data.train_split}",
+            percentile=FLAGS.percentile,
+            finetune_steps=FLAGS.finetune_steps,
+            finetune_images=lambda: data.batches(data.train_split, 2**62),
+            finetune_learning_rate=FLAGS.finetune_learning_rate,
+        )
+        rows["ranges"].append(f"{model.name}: {reports['int8 ft'].int8.finetune}")
     label = f"{model.name} ({run})"
     print(
         f"[{time.perf_counter() - start:.0f}s] exported {label}",
@@ -201,15 +241,23 @@ def measure_trained(model, data, run: str, rows: dict) -> None:
         percentile=FLAGS.percentile or export.int8.DEFAULT_PERCENTILE,
     )
     activations_only = keras_top1(fake_quant, data, FLAGS.test_images)
+    # ... and with the int8 weights too: what the fine-tune trains against.
+    ranges = reports["int8"].int8.ranges
+    simulated = keras_top1(qat.simulated(model, ranges), data, FLAGS.test_images)
     top1 = {}
     for k, fb in files.items():
         top1[k], n = lce_top1(fb, data, FLAGS.test_images)
+    tuned = (
+        f" {top1['int8 ft']:.4f} | {100 * (top1['int8 ft'] - top1['float']):+.2f} |"
+        if "int8 ft" in top1
+        else " - | - |"
+    )
     rows["accuracy"].append(
-        f"| {label} | {data.name} {data.test_split} | {n} | {keras:.4f} | "
-        f"{activations_only:.4f} | "
+        f"| {label} | {data.name} {FLAGS.split or data.test_split} | {n} | "
+        f"{keras:.4f} | {activations_only:.4f} | {simulated:.4f} | "
         f"{top1['float']:.4f} | {top1['int8']:.4f} | {top1['int8 io']:.4f} | "
         f"{100 * (top1['int8'] - top1['float']):+.2f} | "
-        f"{100 * (top1['int8 io'] - top1['float']):+.2f} |"
+        f"{100 * (top1['int8 io'] - top1['float']):+.2f} |" + tuned
     )
     rows["size"].append(size_row(label, model, files, reports))
     rows["ranges"].append(f"{label}: {reports['int8'].int8.calibration}")
@@ -275,6 +323,10 @@ def main(argv) -> None:
         )
     if FLAGS.rounds < 1 or FLAGS.calibration_images < 1:
         common.fail(PROGRAM, "--rounds and --calibration_images must be positive")
+    if FLAGS.finetune_steps < 0 or (FLAGS.finetune_learning_rate or 1) <= 0:
+        common.fail(
+            PROGRAM, "--finetune_steps must be >= 0, --finetune_learning_rate > 0"
+        )
     logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
     import tensorflow as tf
 
@@ -312,11 +364,13 @@ def main(argv) -> None:
     print(f"Load average (1, 5, 15 min) before: {before}; after: {after}\n")
     if rows["accuracy"]:
         print(
-            "| model | test split | images | Keras top-1 | Keras, int8 activations "
-            "only | LCE float | LCE int8 | LCE int8, int8 I/O | int8 - float, pp "
-            "| int8 I/O - float, pp |"
+            "| model | split | images | Keras top-1 | Keras, int8 activations "
+            "only | Keras, int8 weights and activations | LCE float | LCE int8 "
+            "| LCE int8, int8 I/O | int8 - float, pp "
+            "| int8 I/O - float, pp | LCE int8, fine-tuned | fine-tuned - float, "
+            "pp |"
         )
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         print("\n".join(rows["accuracy"]) + "\n")
     print(
         "| model | float MiB | int8 MiB | model_stats MiB (float) | predicted int8 MiB "

@@ -202,13 +202,18 @@ def export_int8(
     converter: str = "lean",
     calibration_source: str = "",
     percentile: float | None = None,
+    finetune_steps: int = 0,
+    finetune_images=None,
+    finetune_learning_rate: float | None = None,
 ) -> tuple[bytes, ExportReport]:
     """:func:`export_model` with the float layers in int8 (bidense.export.int8).
 
     Args:
         model: a Keras bidense model (flat functional, no XNOR scaling).
-        calibration_images: the model's *training* images (an array or an
-            iterable of batches), about 1,000; they set the int8 ranges.
+        calibration_images: the model's *training* images (an array, an
+            iterable of batches, or a callable returning one), about 1,000;
+            they set the int8 ranges. With ``finetune_steps`` they are read
+            twice (before and after the fine-tune), so an array or a callable.
         output: where to write the ``.tflite``; None writes nothing.
         int8_io: int8 model input and output (the report gives their scale and
             zero point); default float32, quantized inside the model.
@@ -220,6 +225,11 @@ def export_int8(
         calibration_source: what the images are, for the report.
         percentile: the ranges' percentile (default
             ``int8.DEFAULT_PERCENTILE``; 100 = min and max).
+        finetune_steps: steps of the quantization-aware fine-tune
+            (bidense.export.qat) before the final calibration; 0: none.
+        finetune_images: its training images (an array or a callable returning
+            an iterable of batches); default: ``calibration_images``.
+        finetune_learning_rate: Adam's (default ``qat.DEFAULT_LEARNING_RATE``).
 
     Raises:
         Int8Error: a model the recipe does not cover (XNOR scaling, nested
@@ -236,6 +246,37 @@ def export_int8(
     quantized, ranges, count = int8_lib.quantize(
         model, calibration_images, percentile=percentile
     )
+    finetuned = ""
+    if finetune_steps:
+        from bidense.export import qat
+
+        if not (callable(calibration_images) or hasattr(calibration_images, "shape")):
+            raise int8_lib.Int8Error(
+                "with finetune_steps the calibration images are read more than "
+                "once: pass an array or a callable returning the batches"
+            )
+        if finetune_learning_rate is None:
+            finetune_learning_rate = qat.DEFAULT_LEARNING_RATE
+        before = qat.divergence(model, qat.simulated(model, ranges), calibration_images)
+        tuned, _ = qat.finetune(
+            model,
+            calibration_images if finetune_images is None else finetune_images,
+            ranges,
+            finetune_steps,
+            finetune_learning_rate,
+        )
+        # The weights moved: the ranges are calibrated again on the tuned model.
+        quantized, ranges, count = int8_lib.quantize(
+            tuned, calibration_images, percentile=percentile
+        )
+        after = qat.divergence(model, qat.simulated(tuned, ranges), calibration_images)
+        finetuned = (
+            f"{finetune_steps} Adam steps (learning rate {finetune_learning_rate:g}, "
+            f"batch {qat.DEFAULT_BATCH_SIZE}) toward the float model's outputs, "
+            "int8 weights and activations simulated, BatchNormalization frozen; "
+            f"KL divergence of the simulated int8 model from the float model on "
+            f"the calibration images: {before:.4g} before, {after:.4g} after"
+        )
     flatbuffer = to_lce(quantized, converter, int8_io=int8_io)
     report = check_conversion(
         model,
@@ -250,6 +291,7 @@ def export_int8(
         f"of {len(ranges)} tensors on {count} "
         f"{calibration_source or 'calibration'} images (inference mode)"
     )
+    report.int8.finetune = finetuned
     report.int8.predicted_mib = predicted_int8_size_mib(model)
     if int8_io:
         interpreter = lce.testing.Interpreter(flatbuffer, num_threads=1)

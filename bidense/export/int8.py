@@ -231,8 +231,11 @@ def fake_quant_model(
     return rebuilt, fake_quants
 
 
-def _batches(images, batch_size: int = 32):
-    """Arrays of images from an array, or from an iterable of arrays/(x, y) pairs."""
+def image_batches(images, batch_size: int = 32):
+    """Arrays of images from an array, or from an iterable of arrays/(x, y) pairs,
+    or from a callable returning such an iterable (read anew at every call)."""
+    if callable(images):
+        images = images()
     if isinstance(images, np.ndarray):
         for i in range(0, len(images), batch_size):
             yield images[i : i + batch_size]
@@ -259,7 +262,8 @@ def calibrate(
 ) -> tuple[dict[str, tuple[float, float]], int]:
     """The range of each point's tensor over ``images`` (inference mode).
 
-    ``images``: an array, or an iterable of batches (arrays or (images, labels)).
+    ``images``: an array, an iterable of batches (arrays or (images, labels)),
+    or a callable returning such an iterable.
     ``percentile``: the range is [the (100 - p)th, the pth] percentile of the
     values (from a seeded sample of each batch); 100 takes min and max exactly.
     Returns ({point: (low, high)} widened to contain 0, number of images). Raises
@@ -276,7 +280,7 @@ def calibrate(
     low = {p: np.inf for p in points}
     high = {p: -np.inf for p in points}
     count = 0
-    for batch in _batches(images):
+    for batch in image_batches(images):
         count += len(batch)
         values = probe(batch, training=False) if inner else []
         values = values if isinstance(values, list) else [values]

@@ -29,6 +29,7 @@ class Int8Report:
         int8_ops: op type -> count of float layers that became that int8 op.
         ranges: fake-quant point (the layer whose output it follows) -> (min, max).
         calibration: where the ranges came from, e.g. "1000 images of ...".
+        finetune: the quantization-aware fine-tune before calibration, if any.
         predicted_mib: the size with float conv/dense kernels at 1 byte.
         input_quantization, output_quantization: (scale, zero point) of an int8
             model input/output (--int8_io), else None: float in and out.
@@ -39,6 +40,7 @@ class Int8Report:
     int8_ops: dict[str, int]
     ranges: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
     calibration: str = ""
+    finetune: str = ""
     predicted_mib: float | None = None
     input_quantization: tuple[float, int] | None = None
     output_quantization: tuple[float, int] | None = None
@@ -55,6 +57,8 @@ class Int8Report:
         ]
         if self.calibration:
             lines.append(f"- ranges: {self.calibration}")
+        if self.finetune:
+            lines.append(f"- int8 fine-tune: {self.finetune}")
         for label, q in (
             ("input", self.input_quantization),
             ("output", self.output_quantization),

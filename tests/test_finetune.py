@@ -82,8 +82,8 @@ def test_frozen_warmup_trains_only_the_new_head_then_everything(tmp_path, tiny_r
     for name in (wd.FINAL_MODEL, wd.BEST_MODEL):
         saved = tf.keras.models.load_model(tmp_path / "run" / name)
         assert all(layer.trainable for layer in saved.layers), name
-    # The fine-tuning learning rate: the recipe's (2e-3) / 10.
-    assert recipes.peak_learning_rate(exp.config) == pytest.approx(2e-4)
+    # The fine-tuning learning rate of a binary model: the recipe's peak (2e-3).
+    assert recipes.peak_learning_rate(exp.config) == pytest.approx(2e-3)
 
 
 def test_freeze_bn_keeps_the_pretrained_statistics_for_the_whole_run(
@@ -118,16 +118,26 @@ def test_freeze_bn_keeps_the_pretrained_statistics_for_the_whole_run(
     assert not same(after["stage1_layer1_conv"], source["stage1_layer1_conv"])
 
 
-def test_the_fine_tuning_learning_rate_is_the_recipes_divided_by_ten(tmp_path):
+def test_the_fine_tuning_learning_rate_is_the_peak_for_binary_a_tenth_for_float(
+    tmp_path,
+):
     cfg = tiny_config(**{"schedule.name": "constant", "schedule.warmup_epochs": 0})
-    assert recipes.peak_learning_rate(cfg) == cfg.optimizer.learning_rate
+    peak = cfg.optimizer.learning_rate
+    assert recipes.peak_learning_rate(cfg) == peak
     config_lib.apply_overrides(cfg, [("model.weights", str(tmp_path))])
-    lr = cfg.optimizer.learning_rate * recipes.FINETUNE_LR_FACTOR
-    assert recipes.FINETUNE_LR_FACTOR == 0.1
-    assert recipes.peak_learning_rate(cfg) == pytest.approx(lr)
+    # A binary model fine-tunes at the recipe's peak (docs/own_data.md: why).
+    assert recipes.BINARY_FINETUNE_LR_FACTOR == 1.0
+    assert recipes.peak_learning_rate(cfg) == pytest.approx(peak)
     schedule = modeling.make_optimizer(cfg, steps_per_epoch=4).learning_rate
     value = schedule(0) if callable(schedule) else schedule  # constant: a variable
-    assert float(value) == pytest.approx(lr)
+    assert float(value) == pytest.approx(peak)
+    # Its full-precision twin at a tenth of it.
+    config_lib.apply_overrides(cfg, [("model.binary", "false")])
+    assert recipes.FLOAT_FINETUNE_LR_FACTOR == 0.1
+    assert recipes.peak_learning_rate(cfg) == pytest.approx(peak / 10)
+    schedule = modeling.make_optimizer(cfg, steps_per_epoch=4).learning_rate
+    value = schedule(0) if callable(schedule) else schedule
+    assert float(value) == pytest.approx(peak / 10)
     # Set explicitly, it is used as it is; overriding optimizer.learning_rate
     # moves the default along.
     config_lib.apply_overrides(cfg, [("optimizer.learning_rate", "0.01")])

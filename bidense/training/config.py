@@ -117,8 +117,8 @@ def base_config(model_name: str | None, dataset: str) -> ml_collections.ConfigDi
 
     # Fine-tuning from config.model.weights (bidense.training.finetune).
     cfg.finetune = ml_collections.ConfigDict()
-    # Peak learning rate with weights; 0 = optimizer.learning_rate x 0.1
-    # (bidense.training.recipes.FINETUNE_LR_FACTOR: why).
+    # Peak learning rate with weights; 0 = optimizer.learning_rate for a binary
+    # model, x 0.1 for the full-precision twin (bidense.training.recipes: why).
     cfg.finetune.learning_rate = 0.0
     # Warm-up epochs that train only the new layers (the head, a re-initialised
     # stem), every pretrained layer frozen: BatchNormalization in inference mode,

@@ -232,17 +232,14 @@ def measure_trained(model, data, run: str, rows: dict) -> None:
     for k, fb in files.items():
         save(f"{model.name}_{run}_{k.replace(' ', '_')}.tflite".replace("=", "_"), fb)
     keras = keras_top1(model, data, FLAGS.test_images)
-    # The same activation ranges in Keras, with float weights: how much of the
-    # int8 file's loss the activation grid alone explains (the converter also
-    # rounds the BN-folded float weights to int8).
-    fake_quant, _, _ = export.int8.quantize(
-        model,
-        data.batches(data.train_split, FLAGS.calibration_images),
-        percentile=FLAGS.percentile or export.int8.DEFAULT_PERCENTILE,
-    )
-    activations_only = keras_top1(fake_quant, data, FLAGS.test_images)
-    # ... and with the int8 weights too: what the fine-tune trains against.
+    # The int8 file's own activation ranges in Keras, with float weights: how
+    # much of the file's loss the activation grid alone explains (the converter
+    # also rounds the BN-folded float weights to int8) ...
     ranges = reports["int8"].int8.ranges
+    activations_only = keras_top1(
+        export.int8.with_ranges(model, ranges), data, FLAGS.test_images
+    )
+    # ... and with the int8 weights too: what the fine-tune trains against.
     simulated = keras_top1(qat.simulated(model, ranges), data, FLAGS.test_images)
     top1 = {}
     for k, fb in files.items():

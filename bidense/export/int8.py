@@ -342,8 +342,15 @@ def quantize(
     if points is None:
         points = {p for pair in island_points(model).values() for p in pair}
     ranges, count = calibrate(model, points, images, percentile)
+    return with_ranges(model, ranges), ranges, count
+
+
+def with_ranges(
+    model: tf.keras.Model, ranges: dict[str, tuple[float, float]]
+) -> tf.keras.Model:
+    """:func:`fake_quant_model` at the points of ``ranges``, set to them."""
     quantized, fake_quants = fake_quant_model(model, ranges)
     for name, (lo, hi) in ranges.items():
         fake_quants[name].min.assign(lo)
         fake_quants[name].max.assign(hi)
-    return quantized, ranges, count
+    return quantized

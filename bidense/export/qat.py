@@ -110,11 +110,7 @@ def simulated(
 ) -> tf.keras.Model:
     """A Keras copy of ``model`` that rounds as its int8 file will: int8 weights
     in the float layers, the calibrated activation ``ranges`` around them."""
-    copy, fake_quants = int8.fake_quant_model(_with_quantized_weights(model), ranges)
-    for name, (low, high) in ranges.items():
-        fake_quants[name].min.assign(low)
-        fake_quants[name].max.assign(high)
-    return copy
+    return int8.with_ranges(_with_quantized_weights(model), ranges)
 
 
 def divergence(model: tf.keras.Model, other: tf.keras.Model, images) -> float:
@@ -171,13 +167,13 @@ def finetune(
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             layer.trainable = False  # Keras 2: also runs it in inference mode
     optimizer = tf.keras.optimizers.Adam(learning_rate)
-    divergence = tf.keras.losses.KLDivergence()
+    kl = tf.keras.losses.KLDivergence()
 
     @tf.function(reduce_retracing=True)
     def step(x):
         target = model(x, training=False)
         with tf.GradientTape() as tape:
-            loss = divergence(target, student(x, training=True))
+            loss = kl(target, student(x, training=True))
         variables = student.trainable_variables
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
